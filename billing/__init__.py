@@ -1,0 +1,1 @@
+"""Billing: contact metering (ingest into region cells, rollups), rating, invoices, payment providers, outbox."""

@@ -1,0 +1,1 @@
+"""Contact metering: contacts live in their region cell; the control database gets rollups only."""

@@ -1,0 +1,173 @@
+"""The audit log's rules: canonical JSON, the per-stream hash chain, appending and checking it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from compliance.models import AuditEntry
+from control_plane.database import utcnow
+
+GENESIS_HASH = "0" * 64
+HASHED_FIELDS = ("seq", "ts", "stream", "actor", "role", "action", "target", "data", "request_id", "prev_hash")
+
+
+class Actor(Protocol):
+    """Who acts: a signed-in user, a bearer token, an API key or the system."""
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    actor: str = "system"
+    role: str = "system"
+
+
+SYSTEM = SystemActor()
+
+
+def rfc3339(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready data without floats: Decimals, dates and UUIDs become strings."""
+    if isinstance(value, float):
+        raise TypeError("audit data may not hold floats; pass a Decimal or a string")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def entry_body(entry: AuditEntry) -> dict[str, Any]:
+    """The hashed body of an entry (every field but ``hash``)."""
+    return {
+        "seq": entry.seq,
+        "ts": rfc3339(entry.ts),
+        "stream": entry.stream,
+        "actor": entry.actor,
+        "role": entry.role,
+        "action": entry.action,
+        "target": entry.target,
+        "data": entry.data,
+        "request_id": entry.request_id,
+        "prev_hash": entry.prev_hash,
+    }
+
+
+def hash_body(body: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+async def _lock_stream(session: AsyncSession, stream: str) -> None:
+    # PostgreSQL: serialize appends per stream; SQLite serializes every writer already.
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"audit:{stream}"})
+
+
+async def append_audit_entry(
+    session: AsyncSession,
+    *,
+    stream: str,
+    actor: Actor,
+    action: str,
+    target: str,
+    data: dict[str, Any] | None = None,
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> AuditEntry:
+    """Append one entry to ``stream``'s chain inside the caller's transaction."""
+    await _lock_stream(session, stream)
+    head = (
+        await session.execute(
+            sa.select(AuditEntry.seq, AuditEntry.hash)
+            .where(AuditEntry.stream == stream)
+            .order_by(AuditEntry.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+    if request_id is None:
+        request_id = _current_request_id()
+    entry = AuditEntry(
+        stream=stream,
+        seq=seq,
+        ts=now or utcnow(),
+        actor=actor.actor,
+        role=actor.role,
+        action=action,
+        target=target,
+        data=_plain(data or {}),
+        request_id=request_id,
+        prev_hash=prev,
+    )
+    entry.hash = hash_body(entry_body(entry))
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+def _current_request_id() -> str | None:
+    import structlog
+
+    return structlog.contextvars.get_contextvars().get("request_id")
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int
+    reason: str
+
+
+def check_chain(entries: Iterable[AuditEntry]) -> ChainProblem | None:
+    """The first broken link of a stream's entries (in ``seq`` order), or ``None``."""
+    prev = GENESIS_HASH
+    expected_seq = None
+    for entry in entries:
+        if expected_seq is not None and entry.seq != expected_seq:
+            return ChainProblem(entry.seq, f"expected seq {expected_seq}")
+        if entry.prev_hash != prev:
+            return ChainProblem(entry.seq, "prev_hash does not match the previous entry's hash")
+        if hash_body(entry_body(entry)) != entry.hash:
+            return ChainProblem(entry.seq, "hash does not match the entry's content")
+        prev = entry.hash
+        expected_seq = entry.seq + 1
+    return None
+
+
+async def verify_stream(session: AsyncSession, stream: str) -> ChainProblem | None:
+    rows = (
+        await session.scalars(sa.select(AuditEntry).where(AuditEntry.stream == stream).order_by(AuditEntry.seq))
+    ).all()
+    return check_chain(rows)
+
+
+async def list_entries(session: AsyncSession, stream: str, limit: int = 200) -> list[AuditEntry]:
+    stmt = sa.select(AuditEntry).where(AuditEntry.stream == stream).order_by(AuditEntry.seq.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())

@@ -1,0 +1,130 @@
+"""The Litestar application factory: wires settings, databases, the key ring, auth, routes and pages."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+from litestar import Litestar, Request
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.auth import AuthenticationMiddleware, Principal, authorize
+from control_plane.database import Databases
+from control_plane.errors import EXCEPTION_HANDLERS
+from control_plane.keyring import KeyRing
+from control_plane.logging import RequestIdMiddleware, configure_logging
+from control_plane.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DIRS = [ROOT / d / "templates" for d in ("control_plane", "tenants", "billing", "sla", "compliance")]
+
+
+def _session_secret(settings: Settings) -> bytes:
+    """The cookie-session key: ``BPO_SESSION_SECRET`` (hex), else a file beside the databases."""
+    env = os.environ.get("BPO_SESSION_SECRET")
+    if env:
+        return bytes.fromhex(env)
+    path = settings.session_secret_path
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex())
+    return key
+
+
+async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
+    """The request's control-database session: committed when the handler succeeds."""
+    session = state.db.control_session()
+    try:
+        yield session
+        await session.commit()
+    except Exception:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+
+
+def provide_principal(request: Request) -> Principal | None:
+    return request.scope.get("user")
+
+
+def provide_settings(state: State) -> Settings:
+    return state.settings
+
+
+def provide_keyring(state: State) -> KeyRing:
+    return state.keyring
+
+
+def create_app(settings: Settings | None = None, *, db: Databases | None = None) -> Litestar:
+    from control_plane import controllers as cp
+    from tenants import controllers as tenants
+
+    settings = settings or load_settings()
+    configure_logging()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = db or Databases(settings.database)
+    keyring = KeyRing.load_or_create(settings.keyring_path)
+    secret = _session_secret(settings)
+    state = State({"settings": settings, "db": db, "keyring": keyring, "oidc": None})
+    owns_db = db is None
+
+    async def close(app: Litestar) -> None:
+        if app.state.oidc is not None:
+            await app.state.oidc.aclose()
+        if owns_db:
+            await app.state.db.dispose()
+
+    session_config = CookieBackendConfig(
+        secret=secret,
+        key="bpo_session",
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        max_age=12 * 3600,
+    )
+    static = create_static_files_router(
+        path="/static", directories=[ROOT / "control_plane" / "static"], opt={"public": True}, include_in_schema=False
+    )
+    return Litestar(
+        route_handlers=[*cp.ROUTES, *tenants.ROUTES, static],
+        state=state,
+        guards=[authorize],
+        dependencies={
+            "session": Provide(provide_session),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "keyring": Provide(provide_keyring, sync_to_thread=False),
+        },
+        middleware=[RequestIdMiddleware, session_config.middleware, DefineMiddleware(AuthenticationMiddleware)],
+        csrf_config=CSRFConfig(
+            secret=secret.hex(),
+            cookie_name="bpo_csrf",
+            header_name="x-csrftoken",
+            exclude=["/api/", "/schema", "/health", "/ready"],
+            cookie_secure=settings.secure_cookies,
+        ),
+        exception_handlers=EXCEPTION_HANDLERS,
+        template_config=TemplateConfig(directory=[d for d in TEMPLATE_DIRS if d.exists()], engine=JinjaTemplateEngine),
+        openapi_config=OpenAPIConfig(
+            title="BPO Control Plane", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
+        ),
+        on_shutdown=[close],
+        debug=False,
+    )

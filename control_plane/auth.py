@@ -1,0 +1,218 @@
+"""Who is calling and what they may do: roles, scopes, principals, and the one guard that decides.
+
+A request is authenticated by exactly one of: a browser session (staff via OIDC, or the local
+bootstrap admin), a bearer token issued by ``bpoctl token issue``, or a tenant API key. Route
+handlers declare what they allow in ``opt``: ``public``, ``roles`` and, for API keys, ``scopes``.
+The guard :func:`authorize` applies it uniformly, in this order: 401 (who are you), 404 (a
+tenant-bound caller naming another tenant), 403 (what you may do).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from control_plane.database import Databases, utcnow
+
+
+class Role(StrEnum):
+    platform_admin = "platform_admin"
+    account_manager = "account_manager"
+    compliance_officer = "compliance_officer"
+    merchant_admin = "merchant_admin"
+    merchant_viewer = "merchant_viewer"
+
+
+class ApiScope(StrEnum):
+    contacts_write = "contacts:write"
+    sla_read = "sla:read"
+    invoices_read = "invoices:read"
+
+
+STAFF_ROLES = frozenset({Role.platform_admin, Role.account_manager, Role.compliance_officer})
+MERCHANT_ROLES = frozenset({Role.merchant_admin, Role.merchant_viewer})
+ONBOARDING = (Role.platform_admin, Role.account_manager)
+STAFF = tuple(STAFF_ROLES)
+EVERYONE = (*STAFF_ROLES, *MERCHANT_ROLES)
+API_KEY_ROLE = "api_key"
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "user" | "token" | "api_key"
+    subject: str  # e-mail, token prefix or key prefix
+    role: str
+    tenant_id: uuid.UUID | None = None
+    tenant_slug: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    user_id: uuid.UUID | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.kind}:{self.subject}"
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    @property
+    def tenant_bound(self) -> bool:
+        return not self.is_staff
+
+
+def hash_secret(secret: str) -> str:
+    """Secrets we issue are 256-bit random: a plain SHA-256 is enough to store them."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret(kind: str) -> tuple[str, str]:
+    """``(prefix, secret)`` such as ``("bpo_live_ab12cd34", "bpo_live_ab12cd34_…")``."""
+    prefix = f"bpo_{kind}_{secrets.token_hex(4)}"
+    return prefix, f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def prefix_of(secret: str) -> str:
+    parts = secret.split("_")
+    return "_".join(parts[:3]) if len(parts) >= 4 else ""
+
+
+async def authenticate_bearer(db: Databases, secret: str) -> Principal | None:
+    """A token or API key's principal, recording its last use; ``None`` when unknown or revoked."""
+    from control_plane.models import BearerToken
+    from tenants.models import ApiKey, Tenant
+
+    prefix = prefix_of(secret)
+    if not prefix:
+        return None
+    digest = hash_secret(secret)
+    now = utcnow()
+    async with db.control_transaction() as session:
+        if prefix.startswith("bpo_live_"):
+            row = (
+                await session.execute(
+                    sa.select(ApiKey, Tenant.slug, Tenant.status)
+                    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+                    .where(ApiKey.prefix == prefix)
+                )
+            ).first()
+            if row is None or row.ApiKey.revoked_at is not None or row.status == "offboarded":
+                return None
+            key = row.ApiKey
+            if not hmac.compare_digest(key.secret_hash, digest):
+                return None
+            key.last_used_at = now
+            return Principal("api_key", prefix, API_KEY_ROLE, key.tenant_id, row.slug, frozenset(key.scopes))
+        if prefix.startswith("bpo_tok_"):
+            token = (await session.execute(sa.select(BearerToken).where(BearerToken.prefix == prefix))).scalar()
+            if token is None or token.revoked_at is not None or not hmac.compare_digest(token.secret_hash, digest):
+                return None
+            if token.expires_at is not None and token.expires_at <= now:
+                return None
+            token.last_used_at = now
+            slug = None
+            if token.tenant_id is not None:
+                slug = await session.scalar(sa.select(Tenant.slug).where(Tenant.id == token.tenant_id))
+            return Principal("token", prefix, token.role, token.tenant_id, slug)
+    return None
+
+
+async def principal_for_user(db: Databases, user_id: str) -> Principal | None:
+    from control_plane.models import User
+    from tenants.models import Tenant
+
+    try:
+        uid = uuid.UUID(user_id)
+    except (ValueError, TypeError):
+        return None
+    async with db.control_session() as session:
+        row = (
+            await session.execute(
+                sa.select(User, Tenant.slug).outerjoin(Tenant, Tenant.id == User.tenant_id).where(User.id == uid)
+            )
+        ).first()
+    if row is None or not row.User.active:
+        return None
+    user = row.User
+    return Principal("user", user.email, user.role, user.tenant_id, row.slug, user_id=user.id)
+
+
+class AuthenticationMiddleware:
+    """Sets ``scope["user"]`` to the caller's :class:`Principal`, or ``None``; never refuses.
+
+    A browser session authenticates pages and safe API reads only: unsafe API calls need a bearer
+    token or an API key, so CSRF protection is needed on forms and nowhere else.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["user"] = await self._principal(scope)
+            scope["auth"] = None
+        await self.app(scope, receive, send)
+
+    async def _principal(self, scope: Scope) -> Principal | None:
+        db: Databases = scope["app"].state.db
+        headers = dict(scope.get("headers") or [])
+        authz = headers.get(b"authorization", b"").decode(errors="replace")
+        if authz:
+            scheme, _, credential = authz.partition(" ")
+            if scheme.lower() != "bearer" or not credential:
+                return None
+            return await authenticate_bearer(db, credential.strip())
+        session = scope.get("session") or {}
+        user_id = session.get("user_id") if isinstance(session, dict) else None
+        if not user_id:
+            return None
+        if scope["path"].startswith("/api/") and scope.get("method", "GET") not in {"GET", "HEAD", "OPTIONS"}:
+            return None
+        return await principal_for_user(db, user_id)
+
+
+def route_policy(handler: BaseRouteHandler) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+    opt = handler.opt or {}
+    return bool(opt.get("public")), tuple(opt.get("roles", ())), tuple(opt.get("scopes", ()))
+
+
+def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """The one guard: 401, then 404 for another tenant, then 403."""
+    public, roles, scopes = route_policy(handler)
+    if public or connection.url.path.startswith("/schema"):
+        return
+    principal: Principal | None = connection.scope.get("user")
+    if principal is None:
+        raise NotAuthorizedException("sign in, or send a bearer token or an API key")
+    slug = connection.path_params.get("slug")
+    if slug is not None and principal.tenant_bound and slug != principal.tenant_slug:
+        raise NotFoundException(f"no tenant {slug!r}")
+    if principal.kind == "api_key":
+        if not scopes or not principal.scopes.intersection(scopes):
+            raise PermissionDeniedException(
+                f"this API key lacks the scope this route needs ({', '.join(scopes) or 'staff or user only'})"
+            )
+        return
+    if principal.role not in roles:
+        raise PermissionDeniedException(f"role {principal.role} may not do this")
+
+
+def policy(*, roles: tuple[str, ...] = (), scopes: tuple[str, ...] = (), public: bool = False) -> dict[str, object]:
+    """The ``opt`` of a route handler: ``@get(..., opt=policy(roles=STAFF))``."""
+    return {"roles": tuple(str(r) for r in roles), "scopes": tuple(str(s) for s in scopes), "public": public}
+
+
+def new_expiry(days: int | None) -> datetime | None:
+    from datetime import timedelta
+
+    return None if days is None else utcnow() + timedelta(days=days)

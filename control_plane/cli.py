@@ -1,0 +1,176 @@
+"""``bpoctl``: the operator's command line (serve, database, demo data, tokens, keys)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from control_plane.settings import load_settings
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+@click.group()
+def main() -> None:
+    """BPO control plane operations. Settings come from BPO_* environment variables."""
+
+
+@main.command()
+@click.option("--host", default=None, help="default BPO_HOST or 127.0.0.1")
+@click.option("--port", type=int, default=None, help="default BPO_PORT or 8000")
+@click.option("--migrate/--no-migrate", default=True, help="upgrade every database first")
+def serve(host: str | None, port: int | None, migrate: bool) -> None:
+    """Serve the API and the pages."""
+    import uvicorn
+
+    from control_plane.app import create_app
+    from control_plane.migrate import upgrade_all
+
+    settings = load_settings()
+    if migrate:
+        upgrade_all(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Upgrade the control database and every region cell to head."""
+    from control_plane.migrate import upgrade_all
+
+    for name in upgrade_all(load_settings()):
+        click.echo(f"{name}: at head")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail when models and migrations disagree on any database."""
+    from control_plane.migrate import check_all
+
+    check_all(load_settings())
+    click.echo("no drift")
+
+
+@main.command()
+@click.option("--serve/--no-serve", "then_serve", default=True, help="start the server after seeding")
+def demo(then_serve: bool) -> None:
+    """Migrate, create the bootstrap admin and seed demo tenants, then serve."""
+    from control_plane.demo import seed_demo
+    from control_plane.migrate import upgrade_all
+
+    settings = load_settings()
+    upgrade_all(settings)
+    report = _run(seed_demo(settings))
+    if report.admin_password:
+        click.echo(f"Bootstrap admin: {report.admin_email} / {report.admin_password}  (shown once; store it now)")
+    else:
+        click.echo(f"Bootstrap admin {report.admin_email} exists already (password shown at first start).")
+    click.echo(f"Demo tenants: {', '.join(report.tenants)}")
+    if then_serve:
+        click.echo(f"Serving on http://{settings.host}:{settings.port}")
+        import uvicorn
+
+        from control_plane.app import create_app
+
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens for scripts."""
+
+
+@token.command("issue")
+@click.option(
+    "--role", required=True, help="platform_admin, account_manager, compliance_officer, merchant_admin, merchant_viewer"
+)
+@click.option("--tenant", default=None, help="tenant slug (merchant roles)")
+@click.option("--label", default="cli")
+@click.option("--days", type=int, default=90, help="days until it expires")
+def token_issue(role: str, tenant: str | None, label: str, days: int) -> None:
+    """Print a new bearer token (its secret is shown once)."""
+    from compliance.service import SystemActor
+    from control_plane.database import Databases
+    from control_plane.errors import DomainError
+    from control_plane.service import issue_token
+
+    async def go() -> str:
+        dbs = Databases(load_settings().database)
+        try:
+            async with dbs.control_transaction() as session:
+                _, secret = await issue_token(
+                    session, SystemActor("cli"), role=role, tenant=tenant, label=label, days=days
+                )
+            return secret
+        finally:
+            await dbs.dispose()
+
+    try:
+        click.echo(_run(go()))
+    except DomainError as exc:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in getattr(exc, "errors", [])) or exc.message
+        click.echo(f"error: {detail}", err=True)
+        sys.exit(2)
+
+
+@main.group()
+def keys() -> None:
+    """The key ring that seals secrets at rest."""
+
+
+@keys.command("rotate")
+@click.option("--keep-old", is_flag=True, help="keep retired keys in the ring")
+def keys_rotate(keep_old: bool) -> None:
+    """Add a key, re-encrypt every secret under it, then drop keys nothing uses."""
+    from control_plane.keyring import KeyRing
+    from tenants.service import rotate_keys
+
+    settings = load_settings()
+    ring = KeyRing.load_or_create(settings.keyring_path)
+    changed, retired = _run(rotate_keys(settings, ring, keep_old=keep_old))
+    click.echo(f"active key {ring.active}; {changed} secrets re-encrypted; retired: {', '.join(retired) or 'none'}")
+
+
+@main.group()
+def users() -> None:
+    """People who sign in."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True)
+@click.option("--tenant", default=None)
+def users_create(email: str, role: str, tenant: str | None) -> None:
+    """Invite a user (staff sign in through OIDC with this e-mail)."""
+    from compliance.service import SystemActor
+    from control_plane.database import Databases
+    from control_plane.service import create_user
+
+    async def go() -> None:
+        dbs = Databases(load_settings().database)
+        try:
+            async with dbs.control_transaction() as session:
+                await create_user(session, SystemActor("cli"), {"email": email, "role": role, "tenant": tenant})
+        finally:
+            await dbs.dispose()
+
+    _run(go())
+    click.echo(f"created {email} ({role})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,128 @@
+"""Database engines and sessions: one control database and one cell database per region.
+
+Models of the control database derive from :class:`ControlBase`, models of the region cells from
+:class:`CellBase`; each has its own metadata and its own Alembic line under ``migrations/``.
+Sessions never commit inside services: the request (or the job) that opened one commits it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from control_plane.settings import DatabaseSettings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ControlBase(DeclarativeBase):
+    """Tables of the control database (nothing here identifies a merchant's customer)."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTimeUTC}
+
+
+class CellBase(DeclarativeBase):
+    """Tables of a region cell (contact records: personal data)."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTimeUTC}
+
+
+class UUIDPrimaryKey:
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTimeUTC, default=utcnow, onupdate=utcnow)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine for ``url``; SQLite files get their folder, WAL and foreign keys."""
+    parsed = sa.engine.make_url(url)
+    kwargs: dict = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_async_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Databases:
+    """The engines of one process: the control database and every region cell."""
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self.control = make_engine(settings.control_url, echo=settings.echo)
+        self.cells = {region: make_engine(url, echo=settings.echo) for region, url in settings.cell_urls.items()}
+        self._control_sessions = async_sessionmaker(self.control, expire_on_commit=False)
+        self._cell_sessions = {
+            region: async_sessionmaker(engine, expire_on_commit=False) for region, engine in self.cells.items()
+        }
+
+    def control_session(self) -> AsyncSession:
+        return self._control_sessions()
+
+    def cell_session(self, region: str) -> AsyncSession:
+        try:
+            return self._cell_sessions[region]()
+        except KeyError:
+            raise LookupError(f"no cell is configured for region {region!r}") from None
+
+    @asynccontextmanager
+    async def control_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session that commits when the block ends and rolls back when it raises."""
+        async with self.control_session() as session, session.begin():
+            yield session
+
+    async def check(self) -> dict[str, str]:
+        """``{"control": "ok", "cell:eu": "ok" | error}`` for readiness."""
+        results: dict[str, str] = {}
+        targets = {"control": self.control} | {f"cell:{r}": e for r, e in self.cells.items()}
+        for name, engine in targets.items():
+            try:
+                async with engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+                results[name] = "ok"
+            except Exception as exc:  # readiness reports, it never raises
+                results[name] = f"error: {type(exc).__name__}"
+        return results
+
+    async def dispose(self) -> None:
+        await self.control.dispose()
+        for engine in self.cells.values():
+            await engine.dispose()

@@ -1,0 +1,155 @@
+"""Typed failures raised by services, and the one place that maps them to HTTP problem JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import NotFoundException as LitestarNotFound
+from litestar.exceptions import ValidationException as LitestarValidation
+
+
+@dataclass
+class FieldError:
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class DomainError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+    def body(self) -> dict:
+        return {"status": self.status_code, "code": self.code, "detail": self.message}
+
+
+class InvalidInput(DomainError):
+    """Bad input: every bad field is named with its reason."""
+
+    status_code = 422
+    code = "invalid_input"
+
+    def __init__(self, errors: list[FieldError], message: str = "Some fields are not valid") -> None:
+        super().__init__(message)
+        self.errors = errors
+
+    def body(self) -> dict:
+        return super().body() | {"errors": [e.as_dict() for e in self.errors]}
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """The request conflicts with the current state; the message says why."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Unauthenticated(DomainError):
+    status_code = 401
+    code = "unauthenticated"
+
+
+class FieldCollector:
+    """Collects field errors so that one answer names every bad field."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.errors.append(FieldError(field, message))
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise InvalidInput(self.errors)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/schema")) and "text/html" in request.headers.get("accept", "")
+
+
+def problem(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    return Response(content=body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def domain_error_handler(request: Request, exc: DomainError) -> Response:
+    return problem(exc.status_code, exc.body() | {"request_id": request.scope.get("request_id")})
+
+
+def validation_error_handler(request: Request, exc: LitestarValidation) -> Response:
+    """Litestar/pydantic validation failures, reshaped to ``errors: [{field, message}]``."""
+    errors = []
+    for item in exc.extra or []:
+        if isinstance(item, dict):
+            key = str(item.get("key") or item.get("source") or "body")
+            errors.append({"field": key, "message": str(item.get("message", "is not valid"))})
+    status = 422 if errors else 400
+    detail = "Some fields are not valid" if errors else (exc.detail or "Malformed request")
+    return problem(
+        status,
+        {
+            "status": status,
+            "code": "invalid_input" if errors else "bad_request",
+            "detail": detail,
+            "errors": errors,
+            "request_id": request.scope.get("request_id"),
+        },
+    )
+
+
+def http_error_handler(request: Request, exc: HTTPException) -> Response:
+    if _wants_html(request) and isinstance(exc, NotAuthorizedException):
+        from litestar.response import Redirect
+
+        return Redirect(path=f"/login?next={request.url.path}")
+    code = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "error"
+    )
+    return problem(
+        exc.status_code,
+        {"status": exc.status_code, "code": code, "detail": exc.detail, "request_id": request.scope.get("request_id")},
+        headers=exc.headers,
+    )
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: domain_error_handler,
+    LitestarValidation: validation_error_handler,
+    HTTPException: http_error_handler,
+}
+
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "Conflict",
+    "DomainError",
+    "FieldCollector",
+    "FieldError",
+    "Forbidden",
+    "InvalidInput",
+    "LitestarNotFound",
+    "NotFound",
+    "PermissionDeniedException",
+    "Unauthenticated",
+]

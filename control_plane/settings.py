@@ -1,0 +1,98 @@
+"""Settings of the control plane, read from ``BPO_*`` environment variables.
+
+Small frozen dataclasses, one per concern, built once by :func:`load_settings`.
+The embedded default keeps every database as a SQLite file under ``BPO_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_REGIONS = {"eu": "GDPR", "us": "CCPA", "sg": "PDPA", "cn": "PIPL"}
+
+
+def _parse_pairs(raw: str, name: str) -> dict[str, str]:
+    """Parse ``a=x,b=y`` into a dict; a malformed pair names the variable."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"{name}: expected name=value pairs separated by commas, got {part!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    control_url: str
+    cell_urls: dict[str, str]
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class OIDCSettings:
+    issuer: str | None
+    client_id: str | None
+    client_secret: str | None
+    scope: str = "openid email profile"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer and self.client_id)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    data_dir: Path
+    database: DatabaseSettings
+    oidc: OIDCSettings
+    regions: dict[str, str]
+    payment_provider: str
+    public_url: str
+    secure_cookies: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.data_dir / "keyring.json"
+
+    @property
+    def session_secret_path(self) -> Path:
+        return self.data_dir / "session.key"
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("BPO_DATA_DIR", "var")).resolve()
+    regions = _parse_pairs(env["BPO_REGIONS"], "BPO_REGIONS") if env.get("BPO_REGIONS") else dict(DEFAULT_REGIONS)
+    control_url = env.get("BPO_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'control.db'}"
+    cell_urls = _parse_pairs(env.get("BPO_CELL_URLS", ""), "BPO_CELL_URLS")
+    unknown = sorted(set(cell_urls) - set(regions))
+    if unknown:
+        raise ValueError(f"BPO_CELL_URLS: regions {unknown} are not in the region registry {sorted(regions)}")
+    for region in regions:
+        cell_urls.setdefault(region, f"sqlite+aiosqlite:///{data_dir / f'cell-{region}.db'}")
+    provider = env.get("BPO_PAYMENT_PROVIDER", "none")
+    if provider not in {"none", "polar", "stripe"}:
+        raise ValueError(f"BPO_PAYMENT_PROVIDER: expected none, polar or stripe, got {provider!r}")
+    host = env.get("BPO_HOST", "127.0.0.1")
+    port = int(env.get("BPO_PORT", "8000"))
+    return Settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database=DatabaseSettings(control_url=control_url, cell_urls=cell_urls, echo=env.get("BPO_DB_ECHO") == "1"),
+        oidc=OIDCSettings(
+            issuer=env.get("BPO_OIDC_ISSUER") or None,
+            client_id=env.get("BPO_OIDC_CLIENT_ID") or None,
+            client_secret=env.get("BPO_OIDC_CLIENT_SECRET") or None,
+        ),
+        regions=regions,
+        payment_provider=provider,
+        public_url=env.get("BPO_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
+        secure_cookies=env.get("BPO_SECURE_COOKIES") == "1",
+    )

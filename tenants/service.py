@@ -1,0 +1,462 @@
+"""Tenant business rules: creation and lifecycle, contract versions, residency, integrations, API keys.
+
+Every function takes the session and the acting principal, never commits, and appends an audit
+entry to the tenant's stream for every change it makes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from compliance.service import Actor, SystemActor, append_audit_entry
+from control_plane.auth import Principal, hash_secret, new_secret
+from control_plane.database import utcnow
+from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
+from control_plane.keyring import KeyRing
+from control_plane.validation import parse
+from tenants import residency
+from tenants.catalogue import INTEGRATION_KINDS
+from tenants.models import ApiKey, ContractVersion, Integration, ResidencyPolicy, Tenant
+from tenants.schemas import (
+    ApiKeyCreate,
+    Contract,
+    IntegrationCreate,
+    ResidencyPut,
+    TenantCreate,
+    TenantStatus,
+    TenantTransition,
+    TenantUpdate,
+)
+
+SYSTEM_CLI = SystemActor("cli")
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "onboarding": frozenset({"active", "offboarded"}),
+    "active": frozenset({"suspended", "offboarded"}),
+    "suspended": frozenset({"active", "offboarded"}),
+    "offboarded": frozenset(),
+}
+
+
+def _hash_key_aad(tenant_id: uuid.UUID) -> str:
+    return f"tenant:{tenant_id}:customer_hash_key"
+
+
+def _integration_aad(integration_id: uuid.UUID, part: str) -> str:
+    return f"integration:{integration_id}:{part}"
+
+
+# --- reading -----------------------------------------------------------------------------------
+async def find_tenant(session: AsyncSession, actor: Principal | None, slug: str) -> Tenant:
+    """The tenant ``slug`` if it exists and ``actor`` may see it; 404 otherwise (never 403)."""
+    tenant = await session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+    if tenant is None or (actor is not None and actor.tenant_bound and actor.tenant_id != tenant.id):
+        raise NotFound(f"no tenant {slug!r}")
+    return tenant
+
+
+async def list_tenants(session: AsyncSession, actor: Principal, status: str | None = None) -> list[Tenant]:
+    stmt = sa.select(Tenant).order_by(Tenant.slug)
+    if actor.tenant_bound:
+        stmt = stmt.where(Tenant.id == actor.tenant_id)
+    if status:
+        stmt = stmt.where(Tenant.status == status)
+    return list((await session.scalars(stmt)).all())
+
+
+async def _writable(session: AsyncSession, actor: Principal, slug: str) -> Tenant:
+    tenant = await find_tenant(session, actor, slug)
+    if tenant.status == TenantStatus.offboarded:
+        raise Conflict(f"tenant {slug!r} is offboarded; it can no longer change", code="tenant_offboarded")
+    return tenant
+
+
+# --- tenants -----------------------------------------------------------------------------------
+async def create_tenant(
+    session: AsyncSession, actor: Actor, data: Any, *, regions: Mapping[str, str], keyring: KeyRing
+) -> Tenant:
+    spec = parse(TenantCreate, data, {"regions": regions})
+    if await session.scalar(sa.select(Tenant.id).where(Tenant.slug == spec.slug)):
+        raise Conflict(f"a tenant with slug {spec.slug!r} exists already", code="slug_taken")
+    tenant_id = uuid.uuid4()
+    tenant = Tenant(
+        id=tenant_id,
+        slug=spec.slug,
+        name=spec.name,
+        status=TenantStatus.onboarding,
+        home_region=spec.home_region,
+        timezone=spec.timezone,
+        currency=spec.currency,
+        markets=spec.markets,
+        retention_days=spec.retention_days,
+        customer_hash_key=keyring.encrypt(os.urandom(32), _hash_key_aad(tenant_id)),
+    )
+    session.add(tenant)
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=tenant.slug,
+        actor=actor,
+        action="tenant.created",
+        target=f"tenant:{tenant.slug}",
+        data=spec.model_dump(mode="json"),
+    )
+    return tenant
+
+
+async def update_tenant(session: AsyncSession, actor: Principal, slug: str, data: Any) -> Tenant:
+    tenant = await _writable(session, actor, slug)
+    spec = parse(TenantUpdate, data)
+    changes = spec.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    for key, value in changes.items():
+        setattr(tenant, key, value)
+    await session.flush()
+    await append_audit_entry(
+        session, stream=slug, actor=actor, action="tenant.updated", target=f"tenant:{slug}", data=changes
+    )
+    return tenant
+
+
+async def checklist(session: AsyncSession, tenant: Tenant) -> dict[str, bool]:
+    """The onboarding checklist: what must exist before the tenant can go live."""
+
+    async def exists(stmt: sa.Select) -> bool:
+        return (await session.scalar(stmt)) is not None
+
+    return {
+        "contract": await exists(sa.select(ContractVersion.id).where(ContractVersion.tenant_id == tenant.id).limit(1)),
+        "residency": await exists(sa.select(ResidencyPolicy.tenant_id).where(ResidencyPolicy.tenant_id == tenant.id)),
+        "integration": await exists(sa.select(Integration.id).where(Integration.tenant_id == tenant.id).limit(1)),
+        "api_key": await exists(
+            sa.select(ApiKey.id).where(ApiKey.tenant_id == tenant.id, ApiKey.revoked_at.is_(None)).limit(1)
+        ),
+    }
+
+
+async def transition_tenant(session: AsyncSession, actor: Principal, slug: str, data: Any) -> Tenant:
+    spec = parse(TenantTransition, data)
+    tenant = await find_tenant(session, actor, slug)
+    current, target = tenant.status, spec.to.value
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (offboarded is final)"
+        raise Conflict(
+            f"a tenant cannot go from {current} to {target}; allowed from {current}: {allowed}",
+            code="invalid_transition",
+        )
+    if target == TenantStatus.active and current == TenantStatus.onboarding:
+        missing = [item for item, done in (await checklist(session, tenant)).items() if not done]
+        if missing:
+            raise Conflict(
+                f"onboarding is not complete; still missing: {', '.join(missing)}", code="onboarding_incomplete"
+            )
+    tenant.status = target
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=slug,
+        actor=actor,
+        action="tenant.status_changed",
+        target=f"tenant:{slug}",
+        data={"from": current, "to": target, "reason": spec.reason},
+    )
+    return tenant
+
+
+# --- contracts ---------------------------------------------------------------------------------
+async def add_contract_version(session: AsyncSession, actor: Principal, slug: str, data: Any) -> ContractVersion:
+    tenant = await _writable(session, actor, slug)
+    spec = parse(Contract, data, {"currency": tenant.currency})
+    latest = await session.scalar(
+        sa.select(sa.func.max(ContractVersion.version)).where(ContractVersion.tenant_id == tenant.id)
+    )
+    version = ContractVersion(
+        tenant_id=tenant.id,
+        version=(latest or 0) + 1,
+        effective_from=spec.effective_from,
+        terms=spec.terms(),
+        created_at=utcnow(),
+        created_by=actor.actor,
+    )
+    session.add(version)
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=slug,
+        actor=actor,
+        action="contract.version_added",
+        target=f"tenant:{slug}/contract/v{version.version}",
+        data=version.terms,
+    )
+    return version
+
+
+async def contract_versions(session: AsyncSession, actor: Principal, slug: str) -> list[ContractVersion]:
+    tenant = await find_tenant(session, actor, slug)
+    stmt = (
+        sa.select(ContractVersion)
+        .where(ContractVersion.tenant_id == tenant.id)
+        .order_by(ContractVersion.version.desc())
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def contract_in_force(session: AsyncSession, tenant_id: uuid.UUID, period_start: date) -> ContractVersion | None:
+    """The version in force at ``period_start``: latest effective_from on or before it, newest version first."""
+    stmt = (
+        sa.select(ContractVersion)
+        .where(ContractVersion.tenant_id == tenant_id, ContractVersion.effective_from <= period_start)
+        .order_by(ContractVersion.effective_from.desc(), ContractVersion.version.desc())
+        .limit(1)
+    )
+    return await session.scalar(stmt)
+
+
+# --- residency ---------------------------------------------------------------------------------
+async def get_residency(session: AsyncSession, tenant: Tenant) -> ResidencyPolicy | None:
+    return await session.get(ResidencyPolicy, tenant.id)
+
+
+async def set_residency(
+    session: AsyncSession, actor: Principal, slug: str, data: Any, *, regions: Mapping[str, str], today: date
+) -> ResidencyPolicy:
+    tenant = await _writable(session, actor, slug)
+    spec = parse(ResidencyPut, data, {"regions": regions})
+    mechanisms = [m.model_dump(mode="json") for m in spec.transfer_mechanisms]
+    refusals = residency.policy_refusals(spec.markets, mechanisms, today)
+    if refusals:
+        raise Conflict("; ".join(r.reason for r in refusals), code="residency_refused")
+    policy = await session.get(ResidencyPolicy, tenant.id)
+    if policy is None:
+        policy = ResidencyPolicy(tenant_id=tenant.id)
+        session.add(policy)
+    policy.markets = dict(spec.markets)
+    policy.transfer_mechanisms = mechanisms
+    policy.updated_at = utcnow()
+    policy.updated_by = actor.actor
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=slug,
+        actor=actor,
+        action="residency.updated",
+        target=f"tenant:{slug}/residency",
+        data={"markets": policy.markets, "transfer_mechanisms": mechanisms},
+    )
+    return policy
+
+
+async def region_for(session: AsyncSession, tenant: Tenant, market: str) -> str:
+    policy = await session.get(ResidencyPolicy, tenant.id)
+    return residency.region_for_market(market, policy.markets if policy else {}, tenant.home_region)
+
+
+@dataclass(frozen=True)
+class ResidencyView:
+    cells: dict[str, list[str]]
+    markets: dict[str, str]
+    transfer_mechanisms: list[dict[str, Any]]
+
+
+async def residency_view(session: AsyncSession, tenant: Tenant) -> ResidencyView:
+    policy = await session.get(ResidencyPolicy, tenant.id)
+    markets = dict(policy.markets) if policy else {}
+    mechanisms = list(policy.transfer_mechanisms) if policy else []
+    return ResidencyView(residency.cells_in_use(tenant.markets, markets, tenant.home_region), markets, mechanisms)
+
+
+# --- integrations ------------------------------------------------------------------------------
+async def add_integration(
+    session: AsyncSession,
+    actor: Principal,
+    slug: str,
+    data: Any,
+    *,
+    regions: Mapping[str, str],
+    keyring: KeyRing,
+    today: date,
+) -> Integration:
+    tenant = await _writable(session, actor, slug)
+    spec = parse(IntegrationCreate, data, {"regions": regions})
+    region = spec.processing_region or INTEGRATION_KINDS[spec.kind]["processing_region"]
+    view = await residency_view(session, tenant)
+    reason = residency.integration_refusal(
+        processing_region=region,
+        cells=view.cells,
+        regions=regions,
+        mechanisms=view.transfer_mechanisms,
+        today=today,
+        kind=spec.kind,
+    )
+    if reason:
+        raise Conflict(reason, code="cross_border_transfer_refused")
+    integration_id = uuid.uuid4()
+    integration = Integration(
+        id=integration_id,
+        tenant_id=tenant.id,
+        kind=spec.kind,
+        name=spec.name or INTEGRATION_KINDS[spec.kind]["label"],
+        processing_region=region,
+        credentials=keyring.encrypt(json.dumps(spec.credentials), _integration_aad(integration_id, "credentials")),
+        webhook_secret=(
+            keyring.encrypt(spec.webhook_secret, _integration_aad(integration_id, "webhook_secret"))
+            if spec.webhook_secret
+            else None
+        ),
+    )
+    session.add(integration)
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=slug,
+        actor=actor,
+        action="integration.added",
+        target=f"tenant:{slug}/integration/{integration.id}",
+        # Names of the credential fields only: values never reach the audit log.
+        data={
+            "kind": spec.kind,
+            "processing_region": region,
+            "credential_fields": sorted(spec.credentials),
+            "webhook_secret": spec.webhook_secret is not None,
+        },
+    )
+    return integration
+
+
+async def list_integrations(session: AsyncSession, actor: Principal, slug: str) -> list[Integration]:
+    tenant = await find_tenant(session, actor, slug)
+    stmt = sa.select(Integration).where(Integration.tenant_id == tenant.id).order_by(Integration.created_at)
+    return list((await session.scalars(stmt)).all())
+
+
+def integration_credentials(integration: Integration, keyring: KeyRing) -> dict[str, str]:
+    """Decrypted credentials, for the connectors only: never returned by a route."""
+    return json.loads(keyring.decrypt(integration.credentials, _integration_aad(integration.id, "credentials")))
+
+
+def integration_webhook_secret(integration: Integration, keyring: KeyRing) -> str | None:
+    if integration.webhook_secret is None:
+        return None
+    return keyring.decrypt(integration.webhook_secret, _integration_aad(integration.id, "webhook_secret")).decode()
+
+
+def customer_hash_key(tenant: Tenant, keyring: KeyRing) -> bytes:
+    return keyring.decrypt(tenant.customer_hash_key, _hash_key_aad(tenant.id))
+
+
+async def reencrypt_secrets(session: AsyncSession, keyring: KeyRing) -> int:
+    """Seal every stored secret again under the ring's active key; returns how many changed."""
+    changed = 0
+    for tenant in (await session.scalars(sa.select(Tenant))).all():
+        new = keyring.reencrypt(tenant.customer_hash_key, _hash_key_aad(tenant.id))
+        changed += new != tenant.customer_hash_key
+        tenant.customer_hash_key = new
+    for integ in (await session.scalars(sa.select(Integration))).all():
+        new = keyring.reencrypt(integ.credentials, _integration_aad(integ.id, "credentials"))
+        changed += new != integ.credentials
+        integ.credentials = new
+        if integ.webhook_secret:
+            new = keyring.reencrypt(integ.webhook_secret, _integration_aad(integ.id, "webhook_secret"))
+            changed += new != integ.webhook_secret
+            integ.webhook_secret = new
+    await session.flush()
+    return changed
+
+
+async def key_ids_in_use(session: AsyncSession) -> set[str]:
+    tokens = list((await session.scalars(sa.select(Tenant.customer_hash_key))).all())
+    tokens += list((await session.scalars(sa.select(Integration.credentials))).all())
+    tokens += [t for t in (await session.scalars(sa.select(Integration.webhook_secret))).all() if t]
+    return {KeyRing.key_id_of(t) for t in tokens}
+
+
+# --- API keys ----------------------------------------------------------------------------------
+async def issue_api_key(session: AsyncSession, actor: Principal, slug: str, data: Any) -> tuple[ApiKey, str]:
+    """A new key and its secret: the secret is returned once and only its hash is stored."""
+    tenant = await _writable(session, actor, slug)
+    spec = parse(ApiKeyCreate, data)
+    prefix, secret = new_secret("live")
+    key = ApiKey(
+        tenant_id=tenant.id,
+        prefix=prefix,
+        secret_hash=hash_secret(secret),
+        scopes=spec.scopes,
+        label=spec.label,
+        created_at=utcnow(),
+        created_by=actor.actor,
+    )
+    session.add(key)
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=slug,
+        actor=actor,
+        action="api_key.issued",
+        target=f"tenant:{slug}/api-key/{prefix}",
+        data={"scopes": spec.scopes, "label": spec.label},
+    )
+    return key, secret
+
+
+async def list_api_keys(session: AsyncSession, actor: Principal, slug: str) -> list[ApiKey]:
+    tenant = await find_tenant(session, actor, slug)
+    stmt = sa.select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.created_at)
+    return list((await session.scalars(stmt)).all())
+
+
+async def revoke_api_key(session: AsyncSession, actor: Principal, slug: str, key_id: str) -> ApiKey:
+    tenant = await find_tenant(session, actor, slug)
+    try:
+        kid = uuid.UUID(key_id)
+    except ValueError:
+        raise InvalidInput([FieldError("key_id", "is not a UUID")]) from None
+    key = await session.scalar(sa.select(ApiKey).where(ApiKey.id == kid, ApiKey.tenant_id == tenant.id))
+    if key is None:
+        raise NotFound(f"no API key {key_id} for tenant {slug!r}")
+    if key.revoked_at is not None:
+        raise Conflict("this API key is revoked already", code="already_revoked")
+    key.revoked_at = utcnow()
+    await session.flush()
+    await append_audit_entry(
+        session, stream=slug, actor=actor, action="api_key.revoked", target=f"tenant:{slug}/api-key/{key.prefix}"
+    )
+    return key
+
+
+async def rotate_keys(settings: Any, keyring: KeyRing, *, keep_old: bool = False) -> tuple[int, list[str]]:
+    """Rotate the key ring: new active key, every secret re-sealed in one transaction, unused keys dropped.
+
+    The ring is saved with both keys before re-encrypting, so a crash midway leaves every secret readable.
+    """
+    from control_plane.database import Databases
+
+    keyring.add_key()
+    keyring.save(settings.keyring_path)
+    dbs = Databases(settings.database)
+    try:
+        async with dbs.control_transaction() as session:
+            changed = await reencrypt_secrets(session, keyring)
+            await append_audit_entry(
+                session,
+                stream="platform",
+                actor=SYSTEM_CLI,
+                action="keys.rotated",
+                target=f"keyring:{keyring.active}",
+                data={"reencrypted": changed},
+            )
+        retired: list[str] = []
+        if not keep_old:
+            async with dbs.control_session() as session:
+                retired = keyring.retire_except(await key_ids_in_use(session))
+            keyring.save(settings.keyring_path)
+    finally:
+        await dbs.dispose()
+    return changed, retired
