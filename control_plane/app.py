@@ -73,6 +73,7 @@ def provide_keyring(state: State) -> KeyRing:
 
 
 def create_app(settings: Settings | None = None, *, db: Databases | None = None) -> Litestar:
+    from compliance import controllers as compliance
     from control_plane import controllers as cp
     from tenants import controllers as tenants
 
@@ -103,7 +104,7 @@ def create_app(settings: Settings | None = None, *, db: Databases | None = None)
         path="/static", directories=[ROOT / "control_plane" / "static"], opt={"public": True}, include_in_schema=False
     )
     return Litestar(
-        route_handlers=[*cp.ROUTES, *tenants.ROUTES, static],
+        route_handlers=[*cp.ROUTES, *tenants.ROUTES, *compliance.ROUTES, static],
         state=state,
         guards=[authorize],
         dependencies={

@@ -1,0 +1,50 @@
+# The README's two commands: `make demo` and `make test`. Everything else here serves them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+UV := .tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: demo test install browser lint bench migrate check clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	touch $@
+
+install: $(VENV)/.installed
+
+## Start the product with demo data (SQLite files under var/) on BPO_HOST:BPO_PORT.
+demo: install
+	$(VENV)/bin/bpoctl demo
+
+## Run every test (SQLite; PostgreSQL too when BPO_TEST_POSTGRES_URL is set).
+test: install browser
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+# Debian's Chromium for the Playwright tests (no browser download: Playwright drives /usr/bin/chromium).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
+	fi
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+migrate: install
+	$(VENV)/bin/bpoctl db upgrade
+
+check: migrate
+	$(VENV)/bin/bpoctl db check
+
+bench: install
+	$(VENV)/bin/bpoctl bench
+
+clean:
+	rm -rf $(VENV) .tools test-output
