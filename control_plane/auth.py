@@ -189,7 +189,7 @@ def route_policy(handler: BaseRouteHandler) -> tuple[bool, tuple[str, ...], tupl
 def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """The one guard: 401, then 404 for another tenant, then 403."""
     public, roles, scopes = route_policy(handler)
-    if public or connection.url.path.startswith("/schema"):
+    if public:
         return
     principal: Principal | None = connection.scope.get("user")
     if principal is None:

@@ -134,7 +134,24 @@ def http_error_handler(request: Request, exc: HTTPException) -> Response:
     )
 
 
+def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with its traceback, answered without internals."""
+    import structlog
+
+    structlog.get_logger("bpo.error").error("unhandled", path=request.url.path, exc_info=exc)
+    return problem(
+        500,
+        {
+            "status": 500,
+            "code": "internal_error",
+            "detail": "Something went wrong on our side",
+            "request_id": request.scope.get("request_id"),
+        },
+    )
+
+
 EXCEPTION_HANDLERS = {
+    Exception: internal_error_handler,
     DomainError: domain_error_handler,
     LitestarValidation: validation_error_handler,
     HTTPException: http_error_handler,
