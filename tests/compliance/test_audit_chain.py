@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from types import SimpleNamespace
 
 import pytest
@@ -40,7 +41,7 @@ class TestChain:
         ]
         assert [e.seq for e in entries] == list(range(1, 7))
         assert entries[0].prev_hash == "0" * 64
-        assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+        assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
         assert {e.actor for e in entries} == {entries[0].actor} and entries[0].actor.startswith("token:")
         assert audit.check_chain(entries) is None
 

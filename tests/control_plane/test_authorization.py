@@ -76,7 +76,7 @@ async def test_route_table_is_not_empty(app):
 
 
 async def test_another_tenants_routes_answer_404(app, client, two_tenants):
-    a, b, callers = two_tenants
+    _a, b, callers = two_tenants
     scoped = [(m, p) for m, p, opt in route_table(app) if "{slug" in p and not opt.get("public")]
     failures = []
     for name, secret in callers.items():
@@ -114,6 +114,6 @@ async def test_anonymous_gets_401_on_api(app, client):
 
 
 async def test_merchant_sees_only_its_own_tenant_in_lists(client, two_tenants):
-    a, b, callers = two_tenants
+    a, _b, callers = two_tenants
     resp = await client.get("/api/v1/tenants", headers={"Authorization": f"Bearer {callers['merchant_viewer']}"})
     assert [t["slug"] for t in resp.json()] == [a["slug"]]
