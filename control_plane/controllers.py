@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
 from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,7 @@ from control_plane.oidc import OIDCClient, OIDCError
 from control_plane.settings import Settings
 
 PUBLIC = policy(public=True)
+_OAUTH_ERROR = re.compile(r"[a-z_]{1,64}")  # RFC 6749 error codes; anything else is not echoed
 
 
 def _safe_next(target: str | None) -> str:
@@ -125,9 +127,18 @@ def _oidc(request: Request) -> OIDCClient:
     return state.oidc
 
 
+def _sign_in_refused(message: str, status_code: int) -> Template:
+    return Template(
+        "login.html", status_code=status_code, context={"oidc": True, "next": "/tenants", "error": message, "email": ""}
+    )
+
+
 @get("/auth/oidc/login", opt=PUBLIC, include_in_schema=False)
-async def oidc_login(request: Request, next: str | None = None) -> Redirect:
-    url, pending = await _oidc(request).authorization_request()
+async def oidc_login(request: Request, next: str | None = None) -> Redirect | Template:
+    try:
+        url, pending = await _oidc(request).authorization_request()
+    except OIDCError as exc:
+        return _sign_in_refused(f"Single sign-on is unavailable: {exc}", 503)
     request.set_session({"oidc": pending | {"next": _safe_next(next)}})
     return Redirect(url)
 
@@ -137,22 +148,24 @@ async def oidc_callback(
     request: Request,
     session: AsyncSession,
     code: str | None = None,
-    oidc_state: Annotated[str | None, Parameter(query="state")] = None,
+    oidc_state: Annotated[str | None, QueryParameter(name="state")] = None,
     error: str | None = None,
-) -> Any:
+) -> Redirect | Template:
     client = _oidc(request)
     pending = (request.session or {}).get("oidc") or {}
+    # One callback per sign-in attempt: whatever happens next, this state is never accepted again.
+    request.clear_session()
     if error or not code:
-        return Redirect(f"/login?error=The identity provider refused the sign-in ({error or 'no code'})")
+        reason = (error if _OAUTH_ERROR.fullmatch(error) else "error") if error else "no code"
+        return _sign_in_refused(f"The identity provider refused the sign-in ({reason})", 401)
     try:
         claims = await client.complete(code=code, state=oidc_state or "", pending=pending)
     except OIDCError as exc:
-        return Template(
-            "login.html",
-            status_code=401,
-            context={"oidc": True, "next": "/tenants", "error": f"Sign-in refused: {exc}", "email": ""},
-        )
-    user = await service.sign_in_with_oidc(session, claims, client.settings.issuer or "")
+        return _sign_in_refused(f"Sign-in refused: {exc}", 401)
+    try:
+        user = await service.sign_in_with_oidc(session, claims, client.settings.issuer or "")
+    except DomainError as exc:
+        return _sign_in_refused(exc.message, exc.status_code)
     request.set_session({"user_id": str(user.id)})
     return Redirect(pending.get("next") or "/tenants")
 

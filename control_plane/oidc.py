@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 from authlib.common.security import generate_token
+from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
@@ -39,9 +40,7 @@ class OIDCClient:
     async def metadata(self) -> dict[str, Any]:
         if self._metadata is None:
             url = f"{self.settings.issuer.rstrip('/')}/.well-known/openid-configuration"
-            resp = await self._http.get(url)
-            resp.raise_for_status()
-            meta = resp.json()
+            meta = await self._get_json(url)
             if meta.get("issuer", "").rstrip("/") != self.settings.issuer.rstrip("/"):
                 raise OIDCError("the discovery document names another issuer")
             self._metadata = meta
@@ -49,10 +48,16 @@ class OIDCClient:
 
     async def key_set(self, refresh: bool = False) -> KeySet:
         if self._keys is None or refresh:
-            resp = await self._http.get((await self.metadata())["jwks_uri"])
-            resp.raise_for_status()
-            self._keys = KeySet.import_key_set(resp.json())
+            self._keys = KeySet.import_key_set(await self._get_json((await self.metadata())["jwks_uri"]))
         return self._keys
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            resp = await self._http.get(url)
+            resp.raise_for_status()
+            return resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise OIDCError(f"the identity provider could not be reached ({type(exc).__name__})") from None
 
     def _client(self, **kwargs: Any) -> AsyncOAuth2Client:
         return AsyncOAuth2Client(
@@ -77,28 +82,38 @@ class OIDCClient:
         return url, {"state": state, "nonce": nonce, "verifier": verifier}
 
     async def complete(self, *, code: str, state: str, pending: dict[str, str]) -> dict[str, Any]:
-        """Exchange the code and return the ID token's verified claims."""
+        """Check the callback's state, exchange the code and return the ID token's verified claims."""
         if not pending or not secrets.compare_digest(state or "", pending.get("state", "")):
             raise OIDCError("state does not match the sign-in this browser started")
+        id_token = await self.fetch_id_token(code=code, verifier=pending["verifier"])
+        return await self.verify_id_token(id_token, nonce=pending["nonce"])
+
+    async def fetch_id_token(self, *, code: str, verifier: str) -> str:
+        """Exchange an authorization code (with its PKCE verifier) for the raw, unverified ID token."""
         meta = await self.metadata()
-        async with self._client() as client:
-            token = await client.fetch_token(
-                meta["token_endpoint"], code=code, code_verifier=pending["verifier"], grant_type="authorization_code"
-            )
+        try:
+            async with self._client() as client:
+                token = await client.fetch_token(
+                    meta["token_endpoint"], code=code, code_verifier=verifier, grant_type="authorization_code"
+                )
+        except OAuthError as exc:
+            raise OIDCError(f"the provider refused the code ({exc.error})") from None
+        except httpx.HTTPError as exc:
+            raise OIDCError(f"the identity provider could not be reached ({type(exc).__name__})") from None
         id_token = token.get("id_token")
         if not id_token:
             raise OIDCError("the provider returned no ID token")
-        return await self.verify_id_token(id_token, nonce=pending["nonce"])
+        return id_token
 
     async def verify_id_token(self, id_token: str, *, nonce: str, now: int | None = None) -> dict[str, Any]:
         """Signature (issuer's JWKS), issuer, audience, expiry and nonce; raises :class:`OIDCError`."""
         meta = await self.metadata()
-        algs = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
-        algs = [a for a in algs if a != "none"]
+        algs = [a for a in meta.get("id_token_signing_alg_values_supported") or ["RS256"] if a != "none"]
         try:
             try:
                 decoded = jwt.decode(id_token, await self.key_set(), algorithms=algs)
-            except (JoseError, ValueError):
+            except InvalidKeyIdError:
+                # A key id we have not seen: the provider may have rotated its keys, fetch them once more.
                 decoded = jwt.decode(id_token, await self.key_set(refresh=True), algorithms=algs)
         except (JoseError, ValueError) as exc:
             raise OIDCError(f"the ID token's signature does not verify ({type(exc).__name__})") from None
@@ -108,6 +123,7 @@ class OIDCClient:
             iss={"essential": True, "value": meta["issuer"]},
             aud={"essential": True, "value": self.settings.client_id},
             exp={"essential": True},
+            iat={"essential": True},
             sub={"essential": True},
             nonce={"essential": True, "value": nonce},
         )
