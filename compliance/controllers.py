@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from litestar import get
+from litestar import Request, get
+from litestar.params import Parameter
+from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from compliance import service
+from compliance import checkpoints, export, service
 from compliance.models import AuditEntry
 from control_plane.auth import STAFF, Principal, Role, policy
+from control_plane.errors import FieldCollector
 from tenants.service import find_tenant
+
+AUDITORS = (Role.platform_admin, Role.compliance_officer)
 
 
 def entry_out(e: AuditEntry) -> dict[str, Any]:
@@ -31,4 +37,62 @@ async def platform_audit(session: AsyncSession, limit: int = 200) -> list[dict]:
     return [entry_out(e) for e in reversed(entries)]
 
 
-ROUTES = [tenant_audit, platform_audit]
+def _when(value: str | None, name: str, errors: FieldCollector) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        errors.add(name, "is not an RFC 3339 date-time such as 2026-10-01T00:00:00Z")
+        return None
+    if parsed.tzinfo is None:
+        errors.add(name, "needs a time zone offset (e.g. Z or +02:00)")
+        return None
+    return parsed
+
+
+@get("/api/v1/audit/export", opt=policy(roles=AUDITORS), tags=["audit"])
+async def audit_export(
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    stream: str,
+    start: Annotated[str | None, Parameter(query="from")] = None,
+    end: Annotated[str | None, Parameter(query="to")] = None,
+    format: str = "jsonl",
+) -> Stream:
+    """One stream's entries in ``[from, to)`` as signed JSON Lines (or CSV to read); the export is audited."""
+    errors = FieldCollector()
+    when_from, when_to = _when(start, "from", errors), _when(end, "to", errors)
+    if format not in ("jsonl", "csv"):
+        errors.add("format", "must be jsonl or csv")
+    errors.raise_if_any()
+    if stream != "platform":
+        await find_tenant(session, principal, stream)
+    await service.append_audit_entry(
+        session,
+        stream="platform",
+        actor=principal,
+        action="audit.exported",
+        target=f"audit:{stream}",
+        data={"stream": stream, "from": start, "to": end, "format": format},
+    )
+    await session.commit()
+    state = request.app.state
+    name = f"audit-{stream}.{format}"
+    if format == "csv":
+        body = export.export_csv(state.db, stream=stream, start=when_from, end=when_to)
+        media = "text/csv"
+    else:
+        body = export.export_jsonl(state.db, state.keyring, stream=stream, start=when_from, end=when_to)
+        media = "application/x-ndjson"
+    return Stream(body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+@get("/api/v1/audit/keys", opt=policy(public=True), tags=["audit"])
+async def audit_keys(session: AsyncSession) -> dict:
+    """The public keys of audit checkpoints (a JWK set), retired ones included."""
+    return await checkpoints.jwks(session)
+
+
+ROUTES = [tenant_audit, platform_audit, audit_export, audit_keys]

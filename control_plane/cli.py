@@ -135,9 +135,9 @@ def keys() -> None:
 @keys.command("rotate")
 @click.option("--keep-old", is_flag=True, help="keep retired keys in the ring")
 def keys_rotate(keep_old: bool) -> None:
-    """Add a key, re-encrypt every secret under it, then drop keys nothing uses."""
+    """New key-ring key (every secret re-sealed), new audit signing key; drop keys nothing uses."""
     from control_plane.keyring import KeyRing
-    from tenants.service import rotate_keys
+    from control_plane.service import rotate_keys
 
     settings = load_settings()
     ring = KeyRing.load_or_create(settings.keyring_path)
@@ -170,6 +170,67 @@ def users_create(email: str, role: str, tenant: str | None) -> None:
 
     _run(go())
     click.echo(f"created {email} ({role})")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--keys",
+    "keys_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JWK set file (GET /api/v1/audit/keys); default: the public keys of the local database",
+)
+def audit_verify(file: str, keys_file: str | None) -> None:
+    """Check an export offline; names the first bad line. Exit 0 when it verifies, 1 when not."""
+    import json
+
+    from compliance.verify import verify_file
+
+    if keys_file:
+        with open(keys_file, encoding="utf-8") as fh:
+            jwks = json.load(fh)
+    else:
+        jwks = _run(_local_jwks())
+    verdict = verify_file(file, jwks)
+    click.echo(str(verdict))
+    sys.exit(0 if verdict.ok else 1)
+
+
+async def _local_jwks() -> dict:
+    from compliance.checkpoints import jwks
+    from control_plane.database import Databases
+
+    dbs = Databases(load_settings().database)
+    try:
+        async with dbs.control_session() as session:
+            return await jwks(session)
+    finally:
+        await dbs.dispose()
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign a checkpoint over the head of every stream that moved (the scheduler does this too)."""
+    from compliance.checkpoints import checkpoint_all_streams
+    from control_plane.database import Databases
+    from control_plane.keyring import KeyRing
+
+    async def go() -> int:
+        settings = load_settings()
+        dbs = Databases(settings.database)
+        try:
+            async with dbs.control_transaction() as session:
+                return await checkpoint_all_streams(session, KeyRing.load_or_create(settings.keyring_path))
+        finally:
+            await dbs.dispose()
+
+    click.echo(f"{_run(go())} checkpoints signed")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -172,3 +172,40 @@ async def issue_token(
         data={"role": role, "label": label},
     )
     return token, secret
+
+
+async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) -> tuple[int, list[str]]:
+    """Rotate every key: a new key-ring key, every sealed secret re-sealed under it in one transaction,
+    a new audit signing key (the old one stays published), then key-ring keys nothing uses are dropped.
+
+    The ring is saved with both keys before re-sealing, so a crash midway leaves every secret readable.
+    """
+    from compliance import checkpoints
+    from control_plane.database import Databases
+    from tenants import service as tenants
+
+    keyring.add_key()
+    keyring.save(settings.keyring_path)
+    dbs = Databases(settings.database)
+    try:
+        async with dbs.control_transaction() as session:
+            changed = await tenants.reencrypt_secrets(session, keyring)
+            changed += await checkpoints.reseal_signing_keys(session, keyring)
+            new_key, old_keys = await checkpoints.rotate_signing_key(session, keyring)
+            await append_audit_entry(
+                session,
+                stream=PLATFORM,
+                actor=SYSTEM,
+                action="keys.rotated",
+                target=f"keyring:{keyring.active}",
+                data={"resealed": changed, "signing_key": new_key.kid, "retired": old_keys},
+            )
+        retired: list[str] = []
+        if not keep_old:
+            async with dbs.control_session() as session:
+                in_use = await tenants.key_ids_in_use(session) | await checkpoints.signing_key_ids_in_use(session)
+            retired = keyring.retire_except(in_use)
+            keyring.save(settings.keyring_path)
+    finally:
+        await dbs.dispose()
+    return changed, retired

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from compliance.service import Actor, SystemActor, append_audit_entry
+from compliance.service import Actor, append_audit_entry
 from control_plane.auth import Principal, hash_secret, new_secret
 from control_plane.database import utcnow
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -36,8 +36,6 @@ from tenants.schemas import (
     TenantTransition,
     TenantUpdate,
 )
-
-SYSTEM_CLI = SystemActor("cli")
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "onboarding": frozenset({"active", "offboarded"}),
@@ -429,34 +427,3 @@ async def revoke_api_key(session: AsyncSession, actor: Principal, slug: str, key
         session, stream=slug, actor=actor, action="api_key.revoked", target=f"tenant:{slug}/api-key/{key.prefix}"
     )
     return key
-
-
-async def rotate_keys(settings: Any, keyring: KeyRing, *, keep_old: bool = False) -> tuple[int, list[str]]:
-    """Rotate the key ring: new active key, every secret re-sealed in one transaction, unused keys dropped.
-
-    The ring is saved with both keys before re-encrypting, so a crash midway leaves every secret readable.
-    """
-    from control_plane.database import Databases
-
-    keyring.add_key()
-    keyring.save(settings.keyring_path)
-    dbs = Databases(settings.database)
-    try:
-        async with dbs.control_transaction() as session:
-            changed = await reencrypt_secrets(session, keyring)
-            await append_audit_entry(
-                session,
-                stream="platform",
-                actor=SYSTEM_CLI,
-                action="keys.rotated",
-                target=f"keyring:{keyring.active}",
-                data={"reencrypted": changed},
-            )
-        retired: list[str] = []
-        if not keep_old:
-            async with dbs.control_session() as session:
-                retired = keyring.retire_except(await key_ids_in_use(session))
-            keyring.save(settings.keyring_path)
-    finally:
-        await dbs.dispose()
-    return changed, retired

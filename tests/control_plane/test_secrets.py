@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from control_plane.keyring import KeyRing
+from control_plane.service import rotate_keys
 from tenants import service as tenants
 from tenants.models import Integration, Tenant
 
@@ -103,7 +104,7 @@ class TestKeyRotation:
         ring: KeyRing = app.state.keyring
         old = ring.active
 
-        changed, retired = await tenants.rotate_keys(settings, ring)
+        changed, retired = await rotate_keys(settings, ring)
 
         assert ring.active != old and old in retired and old not in ring.keys
         assert changed >= 3
