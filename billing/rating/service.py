@@ -118,7 +118,7 @@ def rate_period(
                     1,
                     money_str(true_up, currency),
                     true_up,
-                    precise_amount=fee - usage_subtotal,
+                    precise_amount=sum_money([fee, -usage_subtotal]),
                 )
             )
 
