@@ -72,7 +72,10 @@ def provide_keyring(state: State) -> KeyRing:
     return state.keyring
 
 
-def create_app(settings: Settings | None = None, *, db: Databases | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, db: Databases | None = None, run_scheduler: bool = False
+) -> Litestar:
+    from billing.metering import controllers as metering
     from compliance import controllers as compliance
     from control_plane import controllers as cp
     from tenants import controllers as tenants
@@ -86,7 +89,19 @@ def create_app(settings: Settings | None = None, *, db: Databases | None = None)
     state = State({"settings": settings, "db": db, "keyring": keyring, "oidc": None})
     owns_db = db is None
 
+    async def start(app: Litestar) -> None:
+        if run_scheduler:
+            from control_plane.scheduler import JobContext, Leader, build_scheduler
+
+            leader = Leader(app.state.db)
+            app.state.leader = leader
+            app.state.scheduler = build_scheduler(JobContext(settings, app.state.db, app.state.keyring), leader)
+            app.state.scheduler.start()
+
     async def close(app: Litestar) -> None:
+        if getattr(app.state, "scheduler", None) is not None:
+            app.state.scheduler.shutdown(wait=False)
+            await app.state.leader.release()
         if app.state.oidc is not None:
             await app.state.oidc.aclose()
         if owns_db:
@@ -104,7 +119,7 @@ def create_app(settings: Settings | None = None, *, db: Databases | None = None)
         path="/static", directories=[ROOT / "control_plane" / "static"], opt={"public": True}, include_in_schema=False
     )
     app = Litestar(
-        route_handlers=[*cp.ROUTES, *tenants.ROUTES, *compliance.ROUTES, static],
+        route_handlers=[*cp.ROUTES, *tenants.ROUTES, *compliance.ROUTES, *metering.ROUTES, static],
         state=state,
         guards=[authorize],
         dependencies={
@@ -126,6 +141,7 @@ def create_app(settings: Settings | None = None, *, db: Databases | None = None)
         openapi_config=OpenAPIConfig(
             title="BPO Control Plane", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
         ),
+        on_startup=[start],
         on_shutdown=[close],
         debug=False,
     )

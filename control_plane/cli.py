@@ -23,7 +23,8 @@ def main() -> None:
 @click.option("--host", default=None, help="default BPO_HOST or 127.0.0.1")
 @click.option("--port", type=int, default=None, help="default BPO_PORT or 8000")
 @click.option("--migrate/--no-migrate", default=True, help="upgrade every database first")
-def serve(host: str | None, port: int | None, migrate: bool) -> None:
+@click.option("--scheduler/--no-scheduler", default=True, help="run the periodic jobs in-process (one leader)")
+def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool) -> None:
     """Serve the API and the pages."""
     import uvicorn
 
@@ -34,12 +35,41 @@ def serve(host: str | None, port: int | None, migrate: bool) -> None:
     if migrate:
         upgrade_all(settings)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_scheduler=scheduler),
         host=host or settings.host,
         port=port or settings.port,
         log_level="warning",
         access_log=False,
     )
+
+
+@main.command()
+def worker() -> None:
+    """Run the periodic jobs (outbox, checkpoints, invoices, SLA, retention) without serving HTTP."""
+    from control_plane.database import Databases
+    from control_plane.keyring import KeyRing
+    from control_plane.logging import configure_logging
+    from control_plane.scheduler import JobContext, Leader, build_scheduler
+
+    configure_logging()
+    settings = load_settings()
+
+    async def go() -> None:
+        db = Databases(settings.database)
+        leader = Leader(db)
+        scheduler = build_scheduler(JobContext(settings, db, KeyRing.load_or_create(settings.keyring_path)), leader)
+        scheduler.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            await leader.release()
+            await db.dispose()
+
+    try:
+        _run(go())
+    except KeyboardInterrupt:
+        pass
 
 
 @main.group()
@@ -86,7 +116,13 @@ def demo(then_serve: bool) -> None:
 
         from control_plane.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False)
+        uvicorn.run(
+            create_app(settings, run_scheduler=True),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
 
 
 @main.group()

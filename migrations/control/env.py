@@ -1,3 +1,5 @@
+import billing.metering.models
+import billing.outbox.models  # noqa: F401  (outbox, scheduler lease)
 import compliance.models  # noqa: F401
 import control_plane.models  # noqa: F401  (registers the tables)
 import tenants.models  # noqa: F401

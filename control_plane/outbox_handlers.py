@@ -1,0 +1,16 @@
+"""Which code sends each kind of outbox message (payment providers, alert webhooks)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from billing.outbox.service import Handler
+    from control_plane.scheduler import JobContext
+
+# kind -> factory(ctx) -> handler; domains register theirs.
+HANDLER_FACTORIES: dict[str, object] = {}
+
+
+def handlers(ctx: JobContext) -> dict[str, Handler]:
+    return {kind: factory(ctx) for kind, factory in HANDLER_FACTORIES.items()}  # type: ignore[operator]

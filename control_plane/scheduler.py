@@ -1,0 +1,124 @@
+"""The scheduler (APScheduler): periodic jobs run by exactly one leader across processes.
+
+Leadership is a lease row in the control database (``scheduler_leases``), renewed every few seconds
+and taken over when it expires, so it works the same on SQLite and PostgreSQL. Every job is
+idempotent and safe to re-run; the state that matters (outbox rows, invoices, checkpoints) lives in
+the control database, so the periodic jobs are declared here and registered again at every start
+instead of being pickled into a job store.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from billing.outbox.models import SchedulerLease
+from control_plane.database import Databases, utcnow
+from control_plane.keyring import KeyRing
+from control_plane.settings import Settings
+
+log = structlog.get_logger("bpo.scheduler")
+LEASE = "scheduler"
+LEASE_SECONDS = 30
+
+
+@dataclass
+class Leader:
+    db: Databases
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    leading: bool = False
+
+    async def renew(self, now: datetime | None = None) -> bool:
+        """Take or keep the lease; ``True`` while this process leads."""
+        now = now or utcnow()
+        expires = now + timedelta(seconds=LEASE_SECONDS)
+        async with self.db.control_transaction() as session:
+            updated = await session.execute(
+                sa.update(SchedulerLease)
+                .where(
+                    SchedulerLease.name == LEASE,
+                    sa.or_(SchedulerLease.holder == self.holder, SchedulerLease.expires_at < now),
+                )
+                .values(holder=self.holder, expires_at=expires)
+            )
+            if updated.rowcount == 0:
+                exists = await session.scalar(sa.select(SchedulerLease.name).where(SchedulerLease.name == LEASE))
+                if exists is None:
+                    session.add(SchedulerLease(name=LEASE, holder=self.holder, expires_at=expires))
+                    try:
+                        await session.flush()
+                        updated_ok = True
+                    except sa.exc.IntegrityError:
+                        updated_ok = False
+                else:
+                    updated_ok = False
+            else:
+                updated_ok = True
+        if updated_ok != self.leading:
+            log.info("scheduler.leadership", holder=self.holder, leading=updated_ok)
+        self.leading = updated_ok
+        return updated_ok
+
+    async def release(self) -> None:
+        async with self.db.control_transaction() as session:
+            await session.execute(
+                sa.delete(SchedulerLease).where(SchedulerLease.name == LEASE, SchedulerLease.holder == self.holder)
+            )
+        self.leading = False
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    db: Databases
+    keyring: KeyRing
+
+
+Job = Callable[[JobContext], Awaitable[object]]
+# name -> (seconds between runs, job). Domains add theirs here.
+JOBS: dict[str, tuple[int, Job]] = {}
+
+
+def periodic(name: str, seconds: int) -> Callable[[Job], Job]:
+    def register(fn: Job) -> Job:
+        JOBS[name] = (seconds, fn)
+        return fn
+
+    return register
+
+
+def _load_jobs() -> None:
+    """Import the modules that declare jobs (kept here so start-up imports stay explicit)."""
+    import control_plane.jobs  # noqa: F401
+
+
+def build_scheduler(ctx: JobContext, leader: Leader) -> AsyncIOScheduler:
+    _load_jobs()
+    scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+
+    async def renew() -> None:
+        await leader.renew()
+
+    scheduler.add_job(renew, "interval", seconds=10, id="leader", next_run_time=utcnow())
+    for name, (seconds, job) in JOBS.items():
+
+        async def run(job: Job = job, name: str = name) -> None:
+            if not leader.leading:
+                return
+            try:
+                result = await job(ctx)
+                if result:
+                    log.info("job.done", job=name, result=str(result))
+            except Exception:
+                log.exception("job.failed", job=name)
+
+        scheduler.add_job(run, "interval", seconds=seconds, id=name, next_run_time=utcnow() + timedelta(seconds=5))
+    return scheduler
