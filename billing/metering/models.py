@@ -1,14 +1,42 @@
-"""Cell tables: contact records (pseudonymous personal data, one cell per region)."""
+"""Metering tables.
+
+Cell tables (:class:`CellBase`, one database per region) hold contact records, the rollup deltas
+that a cell owes the control database, and raw helpdesk webhook events (customer identifiers
+already pseudonymised). Control tables (:class:`ControlBase`) hold rollups, the receipts of the
+deltas applied to them and the latest ingest errors: counts only, never a contact row.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from control_plane.database import CellBase
+from control_plane.database import CellBase, ControlBase
+
+# Upper bounds (seconds, inclusive) of the duration histogram buckets; a last bucket takes the rest.
+# Common SLA limits (60 s chat, 4 h e-mail, 24 h) are bounds, so "within the limit" counts are exact.
+HISTOGRAM_BOUNDS: tuple[int, ...] = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
+BUCKETS = len(HISTOGRAM_BOUNDS) + 1
+
+# The measures of one rollup row, in the order of a delta vector.
+MEASURES: tuple[str, ...] = (
+    "contacts",
+    "rated",
+    "csat_sum",
+    "csat_good",
+    "handoffs",
+    "first_responses",
+    "first_response_seconds",
+    "resolutions",
+    "resolution_seconds",
+    *(f"frt_b{i:02d}" for i in range(BUCKETS)),
+    *(f"res_b{i:02d}" for i in range(BUCKETS)),
+)
+DIMENSIONS: tuple[str, ...] = ("basis", "day", "channel", "intent", "language", "resolution")
 
 
 class Contact(CellBase):
@@ -37,3 +65,90 @@ class Contact(CellBase):
     customer_hash: Mapped[str | None] = mapped_column(sa.String(64))
     updated_at: Mapped[datetime]
     received_at: Mapped[datetime]
+
+
+class RollupDelta(CellBase):
+    """Counts a cell owes the control database, written in the same transaction as the contacts.
+
+    Applied to the control database under a receipt (exactly once), then deleted; one left behind
+    (the control database was down) is applied by ``bpoctl rollups apply-pending`` or a rebuild.
+    """
+
+    __tablename__ = "rollup_deltas"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    timezone: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    deltas: Mapped[list[Any]] = mapped_column(sa.JSON)
+
+
+class WebhookEvent(CellBase):
+    """A verified helpdesk delivery, stored by its id before it is mapped to a contact (replayable)."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (sa.UniqueConstraint("integration_id", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    integration_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    source: Mapped[str] = mapped_column(sa.String(20))
+    delivery_id: Mapped[str] = mapped_column(sa.String(200))
+    event_type: Mapped[str] = mapped_column(sa.String(100))
+    # The payload with customer identifiers replaced by their HMAC and free text dropped.
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    received_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(sa.String(20))  # received | mapped | failed
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    processed_at: Mapped[datetime | None]
+
+
+class ContactRollup(ControlBase):
+    """Counts and sums of one tenant x basis x day x channel x intent x language x resolution.
+
+    ``basis`` says which moment places a contact on its ``day`` (in the tenant's time zone):
+    ``opened`` (every contact, by ``opened_at``) or ``resolved`` (contacts with a ``resolved_at``,
+    by it). Billing and SLA read the ``resolved`` rows; response targets and usage the ``opened`` ones.
+    """
+
+    __tablename__ = "contact_rollups"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    basis: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    intent: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    language: Mapped[str] = mapped_column(sa.String(35), primary_key=True)
+    resolution: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+
+
+# One integer column per measure (declarative maps a column set on the class after its body).
+for _name in MEASURES:
+    setattr(ContactRollup, _name, sa.Column(_name, sa.BigInteger, nullable=False, server_default="0"))
+
+
+class RollupReceipt(ControlBase):
+    """A rollup delta applied to :class:`ContactRollup`: its id makes applying it idempotent."""
+
+    __tablename__ = "rollup_receipts"
+
+    delta_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    region: Mapped[str] = mapped_column(sa.String(20))
+    applied_at: Mapped[datetime]
+
+
+class IngestError(ControlBase):
+    """A rejected contact of a batch (field and reason; never a submitted value) for the usage page."""
+
+    __tablename__ = "ingest_errors"
+    __table_args__ = (sa.Index("ix_ingest_errors_tenant_received", "tenant_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    received_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(sa.String(20))
+    item_index: Mapped[int]
+    external_id: Mapped[str | None] = mapped_column(sa.String(200))
+    field: Mapped[str] = mapped_column(sa.String(60))
+    message: Mapped[str] = mapped_column(sa.String(300))

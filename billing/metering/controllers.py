@@ -1,0 +1,151 @@
+"""Metering routes (thin): contact ingest, usage JSON, the merchant usage page; helpdesk webhooks beside them."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.metering import service, usage
+from billing.metering.schemas import MAX_BYTES, MAX_CONTACTS
+from billing.metering.throttle import KeyRateLimiter
+from billing.metering.webhooks.controllers import ROUTES as WEBHOOK_ROUTES
+from control_plane.auth import EVERYONE, ApiScope, Principal, policy
+from control_plane.errors import DomainError, FieldError, InvalidInput, problem
+from control_plane.keyring import KeyRing
+from tenants import service as tenants
+
+API = "/api/v1/tenants"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _limiter(state: State) -> KeyRateLimiter:
+    limiter = state.get("ingest_limiter")
+    if limiter is None:
+        limiter = state["ingest_limiter"] = KeyRateLimiter.from_env()
+    return limiter
+
+
+def _too_large(request: Request, detail: str, contacts: int | None = None) -> Response:
+    body = {
+        "status": 413,
+        "code": "batch_too_large",
+        "detail": detail,
+        "limit": {"contacts": MAX_CONTACTS, "bytes": MAX_BYTES},
+        "request_id": request.scope.get("request_id"),
+    }
+    if contacts is not None:
+        body["contacts"] = contacts
+    return problem(413, body)
+
+
+async def _read_limited(request: Request) -> bytes | None:
+    """The body, or ``None`` as soon as it passes ``MAX_BYTES`` (a huge upload is not buffered)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _contacts_of(raw: bytes) -> list[Any]:
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise DomainError("the body is not valid JSON", code="malformed_json") from None
+    if isinstance(body, dict) and set(body) <= {"contacts"}:
+        body = body.get("contacts")
+    if not isinstance(body, list):
+        raise InvalidInput([FieldError("contacts", 'send a JSON array of contacts, or {"contacts": [...]}')])
+    return body
+
+
+@post(
+    API + "/{slug:str}/contacts",
+    opt=policy(scopes=(ApiScope.contacts_write,)),
+    status_code=200,
+    request_max_body_size=None,
+    tags=["contacts"],
+)
+async def ingest_contacts(request: Request, state: State, principal: Principal, keyring: KeyRing, slug: str) -> Any:
+    """Ingest up to 1,000 contacts (1 MiB): ``{"accepted", "updated", "duplicates", "rejected": [...]}``."""
+    wait = _limiter(state).take(principal.actor)
+    if wait:
+        seconds = max(1, math.ceil(wait))
+        return problem(
+            429,
+            {
+                "status": 429,
+                "code": "rate_limited",
+                "detail": f"too many batches for this API key; retry in {seconds} s",
+                "request_id": request.scope.get("request_id"),
+            },
+            headers={"Retry-After": str(seconds)},
+        )
+    raw = await _read_limited(request)
+    if raw is None:
+        return _too_large(request, f"a batch holds at most {MAX_BYTES} bytes (1 MiB): split it")
+    contacts = _contacts_of(raw)
+    if len(contacts) > MAX_CONTACTS:
+        return _too_large(request, f"a batch holds at most {MAX_CONTACTS} contacts: split it", len(contacts))
+    result = await service.ingest_contacts(state.db, keyring, principal, slug, contacts)
+    return Response(msgspec.json.encode(result.as_dict()), media_type="application/json")
+
+
+def _month_bounds(month: str | None, timezone: str) -> tuple[date, date, str]:
+    if month:
+        try:
+            start = datetime.strptime(month, "%Y-%m").date()
+        except ValueError:
+            raise InvalidInput([FieldError("month", "must be YYYY-MM")]) from None
+    else:
+        start = datetime.now(ZoneInfo(timezone)).date().replace(day=1)
+    end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+    return start, end, start.strftime("%Y-%m")
+
+
+@get(API + "/{slug:str}/usage", opt=policy(roles=EVERYONE), tags=["contacts"])
+async def usage_json(session: AsyncSession, principal: Principal, slug: str, month: str | None = None) -> dict:
+    """Contacts per day (by the tenant's day of ``opened_at``) by resolution, channel and intent."""
+    tenant = await tenants.find_tenant(session, principal, slug)
+    start, end, label = _month_bounds(month, tenant.timezone)
+    return await usage.month_usage(session, tenant.id, start, end, label)
+
+
+_PAGE: str | None = None
+
+
+@get("/tenants/{slug:str}/usage", opt=policy(roles=EVERYONE), include_in_schema=False)
+async def usage_page(session: AsyncSession, principal: Principal, slug: str, month: str | None = None) -> Template:
+    global _PAGE
+    if _PAGE is None:
+        _PAGE = (TEMPLATES / "usage.html").read_text()
+    tenant = await tenants.find_tenant(session, principal, slug)
+    start, end, label = _month_bounds(month, tenant.timezone)
+    data = await usage.month_usage(session, tenant.id, start, end, label)
+    return Template(
+        template_str=_PAGE,
+        context={
+            "principal": principal,
+            "tenant": tenant,
+            "usage": data,
+            "chart": usage.daily_chart(data, start, end),
+            "errors": await service.latest_errors(session, tenant.id),
+        },
+    )
+
+
+ROUTES = [ingest_contacts, usage_json, usage_page, *WEBHOOK_ROUTES]

@@ -1,0 +1,267 @@
+"""Rollups: per tenant x basis x day (tenant's zone) x channel x intent x language x resolution.
+
+A contact contributes to one ``opened`` row (by ``opened_at``) and, once it has a ``resolved_at``,
+to one ``resolved`` row (by it). Ingest turns every change of a contact into a delta (minus the
+stored version's contribution, plus the new one's), sums the deltas of a batch in memory, writes
+them to the cell in the contacts' transaction and applies them to the control database once, under
+a receipt. :func:`recount` computes the same rows from the contacts themselves; ``bpoctl rollups
+rebuild`` replaces a tenant's rows with it. Billing and SLA read :func:`read_rollups`, never contacts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.metering.models import (
+    BUCKETS,
+    DIMENSIONS,
+    HISTOGRAM_BOUNDS,
+    MEASURES,
+    Contact,
+    ContactRollup,
+    RollupDelta,
+    RollupReceipt,
+)
+from control_plane.database import Databases, utcnow
+
+Key = tuple[str, date, str, str, str, str]  # basis, day, channel, intent, language, resolution
+Vector = list[int]
+
+_I = {name: i for i, name in enumerate(MEASURES)}
+CONTACTS, RATED, CSAT_SUM, CSAT_GOOD, HANDOFFS = (_I[n] for n in MEASURES[:5])
+FIRST_RESPONSES, FRT_SECONDS, RESOLUTIONS, RES_SECONDS = (_I[n] for n in MEASURES[5:9])
+FRT_B0, RES_B0 = _I["frt_b00"], _I["res_b00"]
+N = len(MEASURES)
+ROLLUP = ContactRollup.__table__
+
+
+def bucket_of(seconds: int) -> int:
+    """Histogram bucket of a duration: the first bound it does not exceed (last bucket: longer)."""
+    return bisect.bisect_left(HISTOGRAM_BOUNDS, seconds)
+
+
+def contribution(
+    zone: ZoneInfo,
+    *,
+    channel: str,
+    intent: str,
+    language: str,
+    resolution: str,
+    opened_at: datetime,
+    first_response_at: datetime | None,
+    handoff_at: datetime | None,
+    resolved_at: datetime | None,
+    csat: int | None,
+) -> list[tuple[Key, list[tuple[int, int]]]]:
+    """What one contact adds to the rollups: ``[(key, [(measure index, amount), …]), …]``."""
+    parts: list[tuple[int, int]] = [(CONTACTS, 1)]
+    if csat is not None:
+        parts += [(RATED, 1), (CSAT_SUM, csat)]
+        if csat >= 4:
+            parts.append((CSAT_GOOD, 1))
+    if handoff_at is not None:
+        parts.append((HANDOFFS, 1))
+    if first_response_at is not None:
+        frt = int((first_response_at - opened_at).total_seconds())
+        parts += [(FIRST_RESPONSES, 1), (FRT_SECONDS, frt), (FRT_B0 + bucket_of(frt), 1)]
+    if resolved_at is not None:
+        res = int((resolved_at - opened_at).total_seconds())
+        parts += [(RESOLUTIONS, 1), (RES_SECONDS, res), (RES_B0 + bucket_of(res), 1)]
+    out = [(("opened", opened_at.astimezone(zone).date(), channel, intent, language, resolution), parts)]
+    if resolved_at is not None:
+        out.append((("resolved", resolved_at.astimezone(zone).date(), channel, intent, language, resolution), parts))
+    return out
+
+
+class DeltaSum:
+    """Rollup deltas of one batch, summed in memory before they touch a database."""
+
+    def __init__(self) -> None:
+        self.rows: dict[Key, Vector] = {}
+
+    def add(self, parts: Iterable[tuple[Key, list[tuple[int, int]]]], sign: int) -> None:
+        rows = self.rows
+        for key, amounts in parts:
+            vector = rows.get(key)
+            if vector is None:
+                vector = rows[key] = [0] * N
+            for index, amount in amounts:
+                vector[index] += sign * amount
+
+    def nonzero(self) -> list[tuple[Key, Vector]]:
+        return [(k, v) for k, v in self.rows.items() if any(v)]
+
+    def to_json(self) -> list[list[Any]]:
+        return [[*k[:1], k[1].isoformat(), *k[2:], v] for k, v in self.nonzero()]
+
+    @staticmethod
+    def from_json(rows: Sequence[Sequence[Any]]) -> list[tuple[Key, Vector]]:
+        return [((r[0], date.fromisoformat(r[1]), r[2], r[3], r[4], r[5]), list(r[6])) for r in rows]
+
+
+def _upsert(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(ROLLUP)
+    return stmt.on_conflict_do_update(
+        index_elements=[ROLLUP.c.tenant_id, *(ROLLUP.c[d] for d in DIMENSIONS)],
+        set_={m: ROLLUP.c[m] + stmt.excluded[m] for m in MEASURES},
+    )
+
+
+async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequence[tuple[Key, Vector]]) -> None:
+    """Add delta rows to the control rollups (one executemany); rows left at zero are removed."""
+    if not rows:
+        return
+    params = [
+        {"tenant_id": tenant_id, **dict(zip(DIMENSIONS, key, strict=True)), **dict(zip(MEASURES, v, strict=True))}
+        for key, v in rows
+    ]
+    await session.execute(_upsert(session.bind.dialect.name), params)
+    if any(v[CONTACTS] < 0 for _, v in rows):
+        # A contact that moved away leaves its old row at zero everywhere (every contact counts 1).
+        await session.execute(sa.delete(ROLLUP).where(ROLLUP.c.tenant_id == tenant_id, ROLLUP.c.contacts == 0))
+
+
+async def apply_delta(db: Databases, region: str, delta_id: str, tenant_id: uuid.UUID, rows: list) -> bool:
+    """Apply one cell delta to the control rollups exactly once; ``False`` when it was applied before."""
+    async with db.control_transaction() as session:
+        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        done = await session.execute(
+            insert(RollupReceipt)
+            .values(delta_id=delta_id, tenant_id=tenant_id, region=region, applied_at=utcnow())
+            .on_conflict_do_nothing()
+        )
+        if done.rowcount != 1:
+            return False
+        await add_to_rollups(session, tenant_id, rows)
+    return True
+
+
+async def forget_delta(db: Databases, region: str, delta_id: str) -> None:
+    async with db.cell_session(region) as cell, cell.begin():
+        await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id == delta_id))
+
+
+async def apply_pending(db: Databases, tenant_id: uuid.UUID | None = None) -> int:
+    """Apply every delta a cell still holds (the control database was down when it was written)."""
+    applied = 0
+    for region in db.cells:
+        async with db.cell_session(region) as cell:
+            stmt = sa.select(RollupDelta).order_by(RollupDelta.created_at)
+            if tenant_id is not None:
+                stmt = stmt.where(RollupDelta.tenant_id == tenant_id)
+            pending = list((await cell.scalars(stmt)).all())
+        for delta in pending:
+            applied += await apply_delta(db, region, delta.id, delta.tenant_id, DeltaSum.from_json(delta.deltas))
+            await forget_delta(db, region, delta.id)
+    return applied
+
+
+# --- recount and rebuild ----------------------------------------------------------------------
+RECOUNT_COLUMNS = (
+    Contact.channel,
+    Contact.intent,
+    Contact.language,
+    Contact.resolution,
+    Contact.opened_at,
+    Contact.first_response_at,
+    Contact.handoff_at,
+    Contact.resolved_at,
+    Contact.csat,
+)
+
+
+async def recount(db: Databases, tenant_id: uuid.UUID, timezone: str) -> dict[Key, Vector]:
+    """The tenant's rollups computed from scratch from the contacts of every cell."""
+    zone = ZoneInfo(timezone)
+    total = DeltaSum()
+    for region in db.cells:
+        async with db.cell_session(region) as cell:
+            result = await cell.stream(sa.select(*RECOUNT_COLUMNS).where(Contact.tenant_id == tenant_id))
+            async for row in result:
+                total.add(contribution(zone, **row._mapping), 1)
+    return dict(total.nonzero())
+
+
+async def stored_rollups(session: AsyncSession, tenant_id: uuid.UUID) -> dict[Key, Vector]:
+    rows = await session.execute(sa.select(ROLLUP).where(ROLLUP.c.tenant_id == tenant_id))
+    out = {}
+    for row in rows.mappings():
+        key = tuple(row[d] for d in DIMENSIONS)
+        vector = [int(row[m]) for m in MEASURES]
+        if any(vector):
+            out[key] = vector
+    return out
+
+
+async def rebuild(db: Databases, tenant_id: uuid.UUID, timezone: str) -> int:
+    """Replace the tenant's rollups with a recount; pending cell deltas are then void. Returns rows.
+
+    Run it while the tenant's ingest is quiet (a batch committed during the recount would be
+    counted by both); it is the repair tool, not part of the ingest path.
+    """
+    for region in db.cells:
+        async with db.cell_session(region) as cell, cell.begin():
+            await cell.execute(sa.delete(RollupDelta).where(RollupDelta.tenant_id == tenant_id))
+    rows = await recount(db, tenant_id, timezone)
+    async with db.control_transaction() as session:
+        await session.execute(sa.delete(ROLLUP).where(ROLLUP.c.tenant_id == tenant_id))
+        if rows:
+            await session.execute(
+                sa.insert(ROLLUP),
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        **dict(zip(DIMENSIONS, k, strict=True)),
+                        **dict(zip(MEASURES, v, strict=True)),
+                    }
+                    for k, v in rows.items()
+                ],
+            )
+    return len(rows)
+
+
+# --- reading ----------------------------------------------------------------------------------
+async def read_rollups(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    basis: str,
+    start: date,
+    end: date,
+    group_by: Sequence[str] = (),
+    where: Mapping[str, Iterable[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Sums of every measure over days ``start <= day < end``, grouped by the named dimensions.
+
+    ``basis="resolved"`` for billing, deflection and CSAT (a contact belongs to the period of its
+    ``resolved_at``); ``basis="opened"`` for response targets and usage.
+    """
+    groups = [ROLLUP.c[g] for g in group_by]
+    stmt = (
+        sa.select(*groups, *(sa.func.sum(ROLLUP.c[m]).label(m) for m in MEASURES))
+        .where(ROLLUP.c.tenant_id == tenant_id, ROLLUP.c.basis == basis, ROLLUP.c.day >= start, ROLLUP.c.day < end)
+        .group_by(*groups)
+        .order_by(*groups)
+    )
+    for dim, values in (where or {}).items():
+        stmt = stmt.where(ROLLUP.c[dim].in_(list(values)))
+    rows = await session.execute(stmt)
+    return [{k: (int(v or 0) if k in _I else v) for k, v in row.items()} for row in rows.mappings() if row["contacts"]]
+
+
+def within_limit(row: Mapping[str, int], seconds: int, *, kind: str = "frt") -> int:
+    """How many contacts of a rollup row took at most ``seconds`` (exact when it is a bucket bound)."""
+    last = bisect.bisect_left(HISTOGRAM_BOUNDS, seconds)
+    if last < len(HISTOGRAM_BOUNDS) and HISTOGRAM_BOUNDS[last] != seconds:
+        last -= 1  # not a bound: the buckets wholly within the limit (a lower bound)
+    return sum(int(row[f"{kind}_b{i:02d}"]) for i in range(min(last, BUCKETS - 1) + 1))

@@ -1,0 +1,348 @@
+"""Contact ingest: validate a batch, pseudonymise it, route each contact to its residency cell, count it once.
+
+Flow of one batch (``ingest_contacts``):
+
+1. The tenant, its residency policy and its customer-hash key are read from the control database.
+2. Every contact is validated; rejected ones are answered by index (field and reason) and the
+   rest are kept. ``customer_ref`` is replaced by HMAC-SHA256 under the tenant's key here, at the
+   edge, so a raw reference never reaches a database.
+3. Contacts are grouped by the cell their market maps to. Per cell, one transaction takes the
+   tenant's write lock, reads the stored versions of the batch's contacts in one SELECT, decides
+   accepted / updated / duplicate by ``updated_at`` (in batch order, so a batch may carry several
+   versions of one contact), inserts and updates with executemany and writes the batch's rollup
+   delta (summed in memory) beside them. Dedup, write and delta commit together or not at all.
+4. The delta is applied to the control rollups under a receipt (exactly once) and then dropped
+   from the cell. If the control database is unavailable the delta waits in the cell and
+   ``bpoctl rollups apply-pending`` applies it later: contacts are never counted twice or lost.
+
+This module orchestrates several databases, so it opens their transactions itself; the rules it
+applies (validation, contribution of a contact to the rollups) live in ``schemas`` and ``rollups``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.metering import rollups
+from billing.metering.models import Contact, IngestError, RollupDelta
+from billing.metering.schemas import MAX_BYTES, MAX_CONTACTS, ContactIn, IngestResult, Rejection, validate_contact
+from control_plane.auth import Principal
+from control_plane.database import Databases, utcnow
+from control_plane.errors import DomainError
+from control_plane.keyring import KeyRing
+from tenants import service as tenants
+from tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+CONTACTS = Contact.__table__
+KEPT_ERRORS = 200  # latest ingest errors kept per tenant for the usage page
+_EXISTING = sa.select(
+    CONTACTS.c.id,
+    CONTACTS.c.external_id,
+    CONTACTS.c.updated_at,
+    *(CONTACTS.c[c.key] for c in rollups.RECOUNT_COLUMNS),
+)
+_UPDATE = (
+    sa.update(CONTACTS)
+    .where(CONTACTS.c.id == sa.bindparam("_id"))
+    .values(
+        {
+            name: sa.bindparam(name)
+            for name in (
+                "channel",
+                "language",
+                "market",
+                "intent",
+                "opened_at",
+                "first_response_at",
+                "handoff_at",
+                "resolved_at",
+                "resolution",
+                "csat",
+                "customer_hash",
+                "updated_at",
+                "received_at",
+            )
+        }
+    )
+)
+
+
+class BatchTooLarge(DomainError):
+    status_code = 413
+    code = "batch_too_large"
+
+    def __init__(self, message: str, *, contacts: int, limit_contacts: int, limit_bytes: int) -> None:
+        super().__init__(message)
+        self.extra = {"contacts": contacts, "limit": {"contacts": limit_contacts, "bytes": limit_bytes}}
+
+    def body(self) -> dict:
+        return super().body() | self.extra
+
+
+class IngestInterrupted(DomainError):
+    """A cell's transaction failed: nothing of that cell's part was stored or counted; retrying is safe."""
+
+    status_code = 503
+    code = "ingest_interrupted"
+
+    def __init__(self, message: str, *, stored: dict[str, dict[str, int]], failed: list[str]) -> None:
+        super().__init__(message)
+        self.stored, self.failed = stored, failed
+
+    def body(self) -> dict:
+        return super().body() | {"stored": self.stored, "failed_regions": self.failed, "retry": "safe"}
+
+
+@dataclass
+class CellOutcome:
+    accepted: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    delta_id: str | None = None
+    rows: list = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "updated": self.updated, "duplicates": self.duplicates}
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    id: uuid.UUID
+    slug: str
+    timezone: str
+    hash_key: bytes
+    regions: dict[str, str]  # market -> region, for the markets of this batch
+
+
+def hash_customer_ref(key: bytes, ref: str) -> str:
+    """The pseudonymous customer reference: HMAC-SHA256 of the trimmed reference (e-mails lower-cased)."""
+    ref = ref.strip()
+    if "@" in ref:
+        ref = ref.lower()
+    return hmac.new(key, ref.encode(), hashlib.sha256).hexdigest()
+
+
+async def tenant_context(
+    session: AsyncSession, actor: Principal | None, slug: str, markets: set[str], keyring: KeyRing
+) -> TenantContext:
+    tenant: Tenant = await tenants.find_tenant(session, actor, slug)
+    regions = {m: await tenants.region_for(session, tenant, m) for m in sorted(markets)}
+    return TenantContext(tenant.id, tenant.slug, tenant.timezone, tenants.customer_hash_key(tenant, keyring), regions)
+
+
+def _row(c: ContactIn, tenant_id: uuid.UUID, customer_hash: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "external_id": c.external_id,
+        "channel": c.channel,
+        "language": c.language,
+        "market": c.market,
+        "intent": c.intent,
+        "opened_at": c.opened_at,
+        "first_response_at": c.first_response_at,
+        "handoff_at": c.handoff_at,
+        "resolved_at": c.resolved_at,
+        "resolution": c.resolution,
+        "csat": c.csat,
+        "customer_hash": customer_hash,
+        "updated_at": c.updated_at,
+        "received_at": now,
+    }
+
+
+def _parts(zone: ZoneInfo, c: Any) -> list:
+    return rollups.contribution(
+        zone,
+        channel=c.channel,
+        intent=c.intent,
+        language=c.language,
+        resolution=c.resolution,
+        opened_at=c.opened_at,
+        first_response_at=c.first_response_at,
+        handoff_at=c.handoff_at,
+        resolved_at=c.resolved_at,
+        csat=c.csat,
+    )
+
+
+async def _lock_tenant(cell: AsyncSession, tenant_id: uuid.UUID, delta_id: str, timezone: str, now: datetime) -> None:
+    """Serialise the tenant's writers in this cell before reading stored versions.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: the first statement is a write (the
+    delta row), which takes the database's write lock before the SELECT, so two identical batches
+    cannot both see a contact as new.
+    """
+    if cell.bind.dialect.name == "postgresql":
+        await cell.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"contacts:{tenant_id}"})
+    await cell.execute(
+        sa.insert(RollupDelta).values(id=delta_id, tenant_id=tenant_id, timezone=timezone, created_at=now, deltas=[])
+    )
+
+
+async def write_to_cell(
+    cell: AsyncSession,
+    ctx: TenantContext,
+    items: Sequence[tuple[ContactIn, str | None]],
+    now: datetime,
+) -> CellOutcome:
+    """Dedup and write one cell's part of a batch inside the caller's transaction (never commits)."""
+    zone = ZoneInfo(ctx.timezone)
+    out = CellOutcome(delta_id=str(uuid.uuid4()))
+    await _lock_tenant(cell, ctx.id, out.delta_id, ctx.timezone, now)
+    external_ids = list({c.external_id for c, _ in items})
+    stored = {
+        row.external_id: row
+        for row in await cell.execute(
+            _EXISTING.where(CONTACTS.c.tenant_id == ctx.id, CONTACTS.c.external_id.in_(external_ids))
+        )
+    }
+    latest: dict[str, tuple[ContactIn, str | None]] = {}
+    for item in items:
+        c = item[0]
+        current = latest.get(c.external_id)
+        version = current[0].updated_at if current else getattr(stored.get(c.external_id), "updated_at", None)
+        if version is None:
+            out.accepted += 1
+        elif c.updated_at > version:
+            out.updated += 1
+        else:
+            out.duplicates += 1
+            continue
+        latest[c.external_id] = item
+    inserts, updates, deltas = [], [], rollups.DeltaSum()
+    for external_id, (c, customer_hash) in latest.items():
+        old = stored.get(external_id)
+        row = _row(c, ctx.id, customer_hash, now)
+        if old is None:
+            inserts.append(row)
+        else:
+            row["_id"] = old.id
+            updates.append(row)
+            deltas.add(_parts(zone, old), -1)
+        deltas.add(_parts(zone, c), 1)
+    if inserts:
+        await cell.execute(CONTACTS.insert(), inserts)
+    if updates:
+        await cell.execute(_UPDATE, updates)
+    out.rows = deltas.nonzero()
+    if out.rows:
+        await cell.execute(sa.update(RollupDelta).where(RollupDelta.id == out.delta_id).values(deltas=deltas.to_json()))
+    else:
+        await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id == out.delta_id))
+        out.delta_id = None
+    return out
+
+
+async def _record_errors(db: Databases, tenant_id: uuid.UUID, rejected: list[Rejection], source: str, now) -> None:
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "received_at": now,
+            "source": source,
+            "item_index": r.index,
+            "external_id": r.external_id,
+            "field": e["field"][:60],
+            "message": e["message"][:300],
+        }
+        for r in rejected[:50]
+        for e in r.errors
+    ]
+    try:
+        async with db.control_transaction() as session:
+            await session.execute(sa.insert(IngestError), rows)
+            cutoff = await session.scalar(
+                sa.select(IngestError.id)
+                .where(IngestError.tenant_id == tenant_id)
+                .order_by(IngestError.id.desc())
+                .offset(KEPT_ERRORS)
+                .limit(1)
+            )
+            if cutoff is not None:
+                await session.execute(
+                    sa.delete(IngestError).where(IngestError.tenant_id == tenant_id, IngestError.id <= cutoff)
+                )
+    except Exception:  # the error log is a convenience; the batch's answer carries the errors
+        log.exception("could not record ingest errors")
+
+
+async def ingest_contacts(
+    db: Databases,
+    keyring: KeyRing,
+    actor: Principal | None,
+    slug: str,
+    contacts: Sequence[Any],
+    *,
+    source: str = "api",
+    prehashed: bool = False,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Ingest one batch (see the module docstring). ``prehashed``: ``customer_ref`` is an HMAC already."""
+    if len(contacts) > MAX_CONTACTS:
+        raise BatchTooLarge(
+            f"a batch holds at most {MAX_CONTACTS} contacts; this one has {len(contacts)}: split it",
+            contacts=len(contacts),
+            limit_contacts=MAX_CONTACTS,
+            limit_bytes=MAX_BYTES,
+        )
+    now = now or utcnow()
+    result = IngestResult(rejected=[])
+    valid: list[ContactIn] = []
+    for index, raw in enumerate(contacts):
+        checked = validate_contact(index, raw)
+        if isinstance(checked, Rejection):
+            result.rejected.append(checked)
+        else:
+            valid.append(checked)
+    async with db.control_session() as session:
+        ctx = await tenant_context(session, actor, slug, {c.market for c in valid}, keyring)
+    by_region: dict[str, list[tuple[ContactIn, str | None]]] = defaultdict(list)
+    for c in valid:
+        ref = c.customer_ref
+        digest = None if ref is None else (ref if prehashed else hash_customer_ref(ctx.hash_key, ref))
+        by_region[ctx.regions[c.market]].append((c, digest))
+    stored: dict[str, dict[str, int]] = {}
+    for region in sorted(by_region):
+        try:
+            async with db.cell_session(region) as cell, cell.begin():
+                outcome = await write_to_cell(cell, ctx, by_region[region], now)
+        except Exception as exc:
+            log.exception("ingest into cell %s failed for tenant %s", region, ctx.slug)
+            failed = [r for r in sorted(by_region) if r not in stored]
+            raise IngestInterrupted(
+                f"the {region!r} cell could not store its part of this batch ({type(exc).__name__}); nothing of "
+                f"it was stored or counted. Send the whole batch again: contacts already stored count as duplicates",
+                stored=stored,
+                failed=failed,
+            ) from exc
+        stored[region] = outcome.counts()
+        result.accepted += outcome.accepted
+        result.updated += outcome.updated
+        result.duplicates += outcome.duplicates
+        if outcome.delta_id:
+            try:
+                await rollups.apply_delta(db, region, outcome.delta_id, ctx.id, outcome.rows)
+                await rollups.forget_delta(db, region, outcome.delta_id)
+            except Exception:  # the delta waits in the cell; apply-pending applies it exactly once
+                log.exception("rollup delta %s of cell %s left pending", outcome.delta_id, region)
+    if result.rejected:
+        await _record_errors(db, ctx.id, result.rejected, source, now)
+    return result
+
+
+async def latest_errors(session: AsyncSession, tenant_id: uuid.UUID, limit: int = 50) -> list[IngestError]:
+    stmt = sa.select(IngestError).where(IngestError.tenant_id == tenant_id).order_by(IngestError.id.desc()).limit(limit)
+    return list((await session.scalars(stmt)).all())
