@@ -252,7 +252,10 @@ async def tenant_page(request: Request, session: AsyncSession, principal: Princi
     return await _tenant_page(request, session, principal, slug)
 
 
-async def _form_action(request, session, principal, slug, section, data, action, *, notice, rename=None):
+async def _form_action(
+    request, session, principal, slug, section, data, action, *, notice, rename=None
+) -> Template | Redirect:
+    # Pages must say what they return: with ``Any`` Litestar would serve the rendered page as JSON.
     try:
         result = await action()
     except DomainError as exc:
@@ -278,7 +281,7 @@ async def _form_action(request, session, principal, slug, section, data, action,
 @post("/tenants/{slug:str}/contract", opt=policy(roles=ONBOARDING), include_in_schema=False)
 async def contract_form(
     request: Request, session: AsyncSession, principal: Principal, slug: str, data: Annotated[dict[str, str], FORM]
-) -> Any:
+) -> Template | Redirect:
     import json
 
     form = _nest(data)
@@ -316,7 +319,7 @@ async def residency_form(
     settings: Settings,
     slug: str,
     data: Annotated[dict[str, str], FORM],
-) -> Any:
+) -> Template | Redirect:
     form = _nest(data)
     body: dict[str, Any] = {"markets": _pairs(form.get("markets", ""))}
     mech = form.get("mechanism") or {}
@@ -347,7 +350,7 @@ async def integration_form(
     keyring: KeyRing,
     slug: str,
     data: Annotated[dict[str, str], FORM],
-) -> Any:
+) -> Template | Redirect:
     form = _nest(data)
     body = {k: form[k] for k in ("kind", "name", "processing_region", "webhook_secret") if k in form}
     body["credentials"] = _pairs(form.get("credentials", ""))
@@ -368,7 +371,7 @@ async def integration_form(
 @post("/tenants/{slug:str}/api-keys", opt=policy(roles=ADMINS), include_in_schema=False)
 async def api_key_form(
     request: Request, session: AsyncSession, principal: Principal, slug: str, data: Annotated[dict[str, Any], FORM]
-) -> Any:
+) -> Template | Redirect:
     scopes = data.get("scopes") or []
     body = {"scopes": scopes if isinstance(scopes, list) else [scopes], "label": data.get("label", "")}
     return await _form_action(
@@ -386,7 +389,7 @@ async def api_key_form(
 @post("/tenants/{slug:str}/status", opt=policy(roles=ONBOARDING), include_in_schema=False)
 async def status_form(
     request: Request, session: AsyncSession, principal: Principal, slug: str, data: Annotated[dict[str, str], FORM]
-) -> Any:
+) -> Template | Redirect:
     return await _form_action(
         request,
         session,
