@@ -141,6 +141,7 @@ def create_app(
         openapi_config=OpenAPIConfig(
             title="BPO Control Plane", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
         ),
+        logging_config=None,  # control_plane.logging configures JSON logs for every logger
         on_startup=[start],
         on_shutdown=[close],
         debug=False,

@@ -115,7 +115,7 @@ def build_scheduler(ctx: JobContext, leader: Leader) -> AsyncIOScheduler:
                 return
             try:
                 result = await job(ctx)
-                if result:
+                if result and (not isinstance(result, dict) or any(result.values())):
                     log.info("job.done", job=name, result=str(result))
             except Exception:
                 log.exception("job.failed", job=name)
