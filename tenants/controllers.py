@@ -11,7 +11,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.auth import EVERYONE, ONBOARDING, STAFF, ApiScope, Principal, Role, policy
+from control_plane.auth import EVERYONE, ONBOARDING, STAFF, Principal, Role, policy
 from control_plane.errors import DomainError, InvalidInput
 from control_plane.keyring import KeyRing
 from control_plane.settings import Settings
@@ -427,4 +427,3 @@ ROUTES = [
     api_key_form,
     status_form,
 ]
-_ = ApiScope
