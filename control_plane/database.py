@@ -126,3 +126,21 @@ class Databases:
         await self.control.dispose()
         for engine in self.cells.values():
             await engine.dispose()
+
+
+DOMAINS = ("control_plane", "tenants", "billing", "sla", "compliance")
+
+
+def load_models() -> list[str]:
+    """Import every ``models.py`` of the domain folders, so both metadatas know all their tables."""
+    import importlib
+
+    root = Path(__file__).resolve().parent.parent
+    names = sorted(
+        ".".join(path.relative_to(root).with_suffix("").parts)
+        for domain in DOMAINS
+        for path in (root / domain).rglob("models.py")
+    )
+    for name in names:
+        importlib.import_module(name)
+    return names
