@@ -114,8 +114,9 @@ def verify_lines(lines: Iterable[str], jwks: dict) -> Verdict:
                 return Verdict(False, n, f"the checkpoint lacks {exc.args[0]!r}")
             if body["stream"] != header.get("stream"):
                 return Verdict(False, n, "the checkpoint belongs to another stream")
-            if hashes.get(body["seq"]) != body["hash"]:
-                return Verdict(False, n, "the checkpoint does not match the entry it covers")
+            if body["seq"] != last_seq or hashes.get(body["seq"]) != body["hash"]:
+                # A checkpoint follows the entry it covers: one moved past another entry is refused.
+                return Verdict(False, n, "the checkpoint does not match the entry right before it")
             if prev_cp is not None and body["prev_checkpoint"] != prev_cp:
                 return Verdict(False, n, "the checkpoint does not follow the previous checkpoint")
             key = keys.get(obj.get("key_id"))
