@@ -269,5 +269,70 @@ def audit_checkpoint() -> None:
     click.echo(f"{_run(go())} checkpoints signed")
 
 
+# --- metering (billing/metering) ---------------------------------------------------------------
+@main.group()
+def rollups() -> None:
+    """Contact rollups in the control database (counts only, from the region cells)."""
+
+
+@rollups.command("rebuild")
+@click.option("--tenant", "slug", default=None, help="one tenant (default: every tenant)")
+@click.option("--check", is_flag=True, help="compare a recount with the stored rollups, change nothing")
+def rollups_rebuild(slug: str | None, check: bool) -> None:
+    """Recount every contact of the cells and replace the tenant's rollups with it (or --check them)."""
+    from billing.metering.cli import rebuild_rollups
+
+    ok = _run(rebuild_rollups(load_settings(), slug, check=check, echo=click.echo))
+    if not ok:
+        sys.exit(1)
+
+
+@rollups.command("apply-pending")
+def rollups_apply_pending() -> None:
+    """Apply rollup deltas a cell still holds (written while the control database was unavailable)."""
+    from billing.metering.cli import apply_pending_deltas
+
+    click.echo(f"{_run(apply_pending_deltas(load_settings()))} pending deltas applied")
+
+
+@main.group()
+def webhooks() -> None:
+    """Stored helpdesk webhook events."""
+
+
+@webhooks.command("replay")
+def webhooks_replay() -> None:
+    """Map stored events that failed (or were never mapped) again, after a mapping fix."""
+    from billing.metering.cli import replay_webhooks
+
+    click.echo(f"{_run(replay_webhooks(load_settings()))} events mapped")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Benchmarks (``bench ingest``)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(bench_ingest)
+
+
+@bench.command("ingest")
+@click.option("--json", "as_json", is_flag=True, help="end with one JSON line of the figures")
+@click.option("--database", default=None, help="a PostgreSQL URL (fresh databases are made beside it); default SQLite")
+@click.option("--contacts", type=int, default=200_000, show_default=True)
+@click.option("--concurrency", type=int, default=2, show_default=True, help="batches in flight from the sender")
+def bench_ingest(as_json: bool, database: str | None, contacts: int, concurrency: int) -> None:
+    """Ingest N contacts through a real server on loopback and compare with raw executemany inserts."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.benchmarks.ingest import run_benchmark
+
+    run_benchmark(database=database, contacts=contacts, concurrency=concurrency, as_json=as_json, echo=click.echo)
+
+
+# --- end metering -----------------------------------------------------------------------------
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -135,12 +135,13 @@ async def apply_delta(db: Databases, region: str, delta_id: str, tenant_id: uuid
     """Apply one cell delta to the control rollups exactly once; ``False`` when it was applied before."""
     async with db.control_transaction() as session:
         insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-        done = await session.execute(
-            insert(RollupReceipt)
+        done = await session.scalar(
+            insert(RollupReceipt.__table__)
             .values(delta_id=delta_id, tenant_id=tenant_id, region=region, applied_at=utcnow())
             .on_conflict_do_nothing()
+            .returning(RollupReceipt.__table__.c.delta_id)
         )
-        if done.rowcount != 1:
+        if done is None:
             return False
         await add_to_rollups(session, tenant_id, rows)
     return True

@@ -79,7 +79,7 @@ async def receive_webhook(
     async with db.cell_session(region) as cell, cell.begin():
         insert = postgresql.insert if cell.bind.dialect.name == "postgresql" else sqlite.insert
         stored = await cell.execute(
-            insert(WebhookEvent)
+            insert(WebhookEvent.__table__)
             .values(
                 tenant_id=tenant.id,
                 integration_id=integration.id,
@@ -91,13 +91,15 @@ async def receive_webhook(
                 status="received",
             )
             .on_conflict_do_nothing()
+            .returning(WebhookEvent.__table__.c.id)
         )
+        fresh = stored.scalar() is not None
         event = await cell.scalar(
             sa.select(WebhookEvent).where(
                 WebhookEvent.integration_id == integration.id, WebhookEvent.delivery_id == delivery[:200]
             )
         )
-    if stored.rowcount != 1 and event.status != "received":
+    if not fresh and event.status != "received":
         return {"status": "duplicate", "delivery_id": delivery}
     return {"delivery_id": delivery, **await process_event(db, keyring, region, event.id)}
 

@@ -1,0 +1,58 @@
+"""The metering commands of ``bpoctl`` (rollups rebuild / apply-pending, webhooks replay)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from billing.metering import rollups
+from billing.metering.webhooks.service import replay_events
+from control_plane.database import Databases
+from control_plane.keyring import KeyRing
+from control_plane.settings import Settings
+from tenants.models import Tenant
+
+
+async def rebuild_rollups(settings: Settings, slug: str | None, *, check: bool, echo: Callable[[str], None]) -> bool:
+    dbs = Databases(settings.database)
+    ok = True
+    try:
+        async with dbs.control_session() as session:
+            stmt = sa.select(Tenant.id, Tenant.slug, Tenant.timezone).order_by(Tenant.slug)
+            if slug:
+                stmt = stmt.where(Tenant.slug == slug)
+            targets = (await session.execute(stmt)).all()
+        if slug and not targets:
+            echo(f"no tenant {slug!r}")
+            return False
+        for tenant_id, tenant_slug, timezone in targets:
+            if check:
+                recount = await rollups.recount(dbs, tenant_id, timezone)
+                async with dbs.control_session() as session:
+                    stored = await rollups.stored_rollups(session, tenant_id)
+                same = recount == stored
+                ok &= same
+                echo(f"{tenant_slug}: {len(stored)} rows, {'match the recount' if same else 'DIFFER from the recount'}")
+            else:
+                rows = await rollups.rebuild(dbs, tenant_id, timezone)
+                echo(f"{tenant_slug}: rebuilt {rows} rollup rows")
+    finally:
+        await dbs.dispose()
+    return ok
+
+
+async def apply_pending_deltas(settings: Settings) -> int:
+    dbs = Databases(settings.database)
+    try:
+        return await rollups.apply_pending(dbs)
+    finally:
+        await dbs.dispose()
+
+
+async def replay_webhooks(settings: Settings) -> int:
+    dbs = Databases(settings.database)
+    try:
+        return await replay_events(dbs, KeyRing.load_or_create(settings.keyring_path))
+    finally:
+        await dbs.dispose()

@@ -1,0 +1,268 @@
+"""Metering use cases on real databases: loss-free ingest, concurrency, exact rollups, rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from billing.metering import rollups
+from billing.metering.models import RollupDelta
+from billing.metering.service import IngestInterrupted, ingest_contacts
+from tests.billing.conftest import T0, cell_contacts, contact, ts
+
+
+class FlakyCellSession:
+    """Test double of a cell session: raises once, on the first INSERT into contacts (after the dedup SELECT)."""
+
+    def __init__(self, real, state: dict[str, bool]) -> None:
+        self.real, self.state = real, state
+
+    async def __aenter__(self):
+        await self.real.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self.real.__aexit__(*exc)
+
+    async def execute(self, statement, params=None, **kw):
+        table = getattr(statement, "table", None)
+        if not self.state["raised"] and statement.is_insert and getattr(table, "name", "") == "contacts":
+            self.state["raised"] = True
+            raise ConnectionResetError("injected: the cell connection dropped")
+        return await self.real.execute(statement, params, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+class FlakyDatabases:
+    def __init__(self, real) -> None:
+        self.real, self.state = real, {"raised": False}
+
+    def cell_session(self, region: str):
+        return FlakyCellSession(self.real.cell_session(region), self.state)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+async def rollups_of(dbs, tenant_id) -> dict:
+    async with dbs.control_session() as session:
+        return await rollups.stored_rollups(session, tenant_id)
+
+
+class TestIngestIsLossFree:
+    async def test_a_fault_between_dedup_and_write_loses_and_double_counts_nothing(self, dbs, keyring, ingest_tenant):
+        t = await ingest_tenant()
+        batch = [contact(f"f{i}", intent="refund" if i % 2 else "wismo") for i in range(25)]
+        flaky = FlakyDatabases(dbs)
+        with pytest.raises(IngestInterrupted) as failure:
+            await ingest_contacts(flaky, keyring, None, t.slug, batch)
+        assert failure.value.status_code == 503 and failure.value.failed == ["eu"]
+        assert (await cell_contacts(dbs, t.id))["eu"] == {}
+        assert await rollups_of(dbs, t.id) == {}
+        async with dbs.cell_session("eu") as cell:
+            assert await cell.scalar(sa.select(sa.func.count()).where(RollupDelta.tenant_id == t.id)) == 0
+
+        retry = await ingest_contacts(flaky, keyring, None, t.slug, batch)
+        assert (retry.accepted, retry.duplicates) == (25, 0)
+        again = await ingest_contacts(flaky, keyring, None, t.slug, batch)
+        assert (again.accepted, again.duplicates) == (0, 25)
+        stored = await rollups_of(dbs, t.id)
+        assert stored == await rollups.recount(dbs, t.id, t.timezone)
+        assert sum(v[rollups.CONTACTS] for k, v in stored.items() if k[0] == "opened") == 25
+
+    async def test_the_answer_of_an_interrupted_batch_says_so(self, client, app, dbs, ingest_tenant):
+        t = await ingest_tenant()
+        real = app.state.db
+        app.state.db = FlakyDatabases(dbs)
+        try:
+            resp = await client.post(t.path(), json=[contact("i1")], headers=t.headers)
+        finally:
+            app.state.db = real
+        assert resp.status_code == 503
+        assert resp.json()["code"] == "ingest_interrupted" and resp.json()["retry"] == "safe"
+        assert "nothing of it was stored" in resp.json()["detail"]
+        ok = await client.post(t.path(), json=[contact("i1")], headers=t.headers)
+        assert ok.json()["accepted"] == 1
+
+    async def test_concurrent_identical_batches_store_each_contact_once(self, dbs, keyring, ingest_tenant):
+        t = await ingest_tenant()
+        batch = [contact(f"p{i}") for i in range(200)]
+        results = await asyncio.gather(*(ingest_contacts(dbs, keyring, None, t.slug, batch) for _ in range(3)))
+        assert sum(r.accepted for r in results) == 200
+        assert sum(r.duplicates for r in results) == 400
+        assert len((await cell_contacts(dbs, t.id))["eu"]) == 200
+        assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+
+    async def test_control_outage_leaves_a_pending_delta_applied_exactly_once(self, dbs, keyring, ingest_tenant):
+        t = await ingest_tenant()
+        # Write the cell part only (as if the control database failed right after the cell commit).
+        from billing.metering.schemas import validate_contact
+        from billing.metering.service import TenantContext, write_to_cell
+
+        ctx = TenantContext(t.id, t.slug, t.timezone, b"k" * 32, {"DE": "eu"})
+        items = [(validate_contact(0, contact("o1")), None)]
+        async with dbs.cell_session("eu") as cell, cell.begin():
+            outcome = await write_to_cell(cell, ctx, items, datetime.now(UTC))
+        assert await rollups_of(dbs, t.id) == {}
+        assert await rollups.apply_pending(dbs, t.id) == 1
+        assert await rollups.apply_pending(dbs, t.id) == 0
+        assert not await rollups.apply_delta(dbs, "eu", outcome.delta_id, t.id, outcome.rows)
+        assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+
+
+class TestRollupDays:
+    def test_the_day_is_the_tenants_day_across_midnight_and_dst(self):
+        from zoneinfo import ZoneInfo
+
+        berlin = ZoneInfo("Europe/Berlin")
+        late = datetime(2026, 10, 14, 22, 30, tzinfo=UTC)  # 00:30 on the 15th in Berlin (CEST)
+        parts = rollups.contribution(
+            berlin,
+            channel="chat",
+            intent="wismo",
+            language="de",
+            resolution="human_resolved",
+            opened_at=late,
+            first_response_at=late + timedelta(seconds=60),
+            handoff_at=late + timedelta(seconds=90),
+            resolved_at=datetime(2026, 10, 25, 23, 30, tzinfo=UTC),  # after the DST change: 00:30 on the 26th
+            csat=4,
+        )
+        assert [(k[0], k[1]) for k, _ in parts] == [("opened", date(2026, 10, 15)), ("resolved", date(2026, 10, 26))]
+        amounts = dict(parts[0][1])
+        assert amounts[rollups.FIRST_RESPONSES] == 1 and amounts[rollups.FRT_SECONDS] == 60
+        assert amounts[rollups.FRT_B0 + 1] == 1  # 60 s is within the 60 s bucket
+        assert amounts[rollups.CSAT_GOOD] == 1 and amounts[rollups.HANDOFFS] == 1
+
+    async def test_an_update_moves_the_counts_between_classes_and_days(self, dbs, keyring, ingest_tenant):
+        t = await ingest_tenant()
+        await ingest_contacts(dbs, keyring, None, t.slug, [contact("m1")])
+        reopened = T0 + timedelta(days=3)
+        await ingest_contacts(
+            dbs,
+            keyring,
+            None,
+            t.slug,
+            [
+                contact(
+                    "m1",
+                    resolution="human_resolved",
+                    handoff_at=ts(reopened),
+                    resolved_at=ts(reopened + timedelta(hours=1)),
+                    updated_at=ts(reopened + timedelta(hours=1)),
+                )
+            ],
+        )
+        async with dbs.control_session() as session:
+            rows = await rollups.read_rollups(
+                session,
+                t.id,
+                basis="resolved",
+                start=date(2026, 10, 1),
+                end=date(2026, 11, 1),
+                group_by=("day", "resolution"),
+            )
+        assert [(r["day"], r["resolution"], r["contacts"]) for r in rows] == [(date(2026, 10, 17), "human_resolved", 1)]
+
+
+versions = st.lists(
+    st.fixed_dictionaries(
+        {
+            "n": st.integers(0, 4),
+            "version": st.integers(0, 6),
+            "resolution": st.sampled_from(["open", "ai_resolved", "human_resolved", "abandoned"]),
+            "channel": st.sampled_from(["chat", "email"]),
+            "hour": st.integers(0, 47),
+            "csat": st.none() | st.integers(1, 5),
+            "frt": st.none() | st.integers(0, 90_000),
+            "market": st.sampled_from(["DE", "CN"]),
+        }
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def _version(prefix: str, v: dict[str, Any]) -> dict[str, Any]:
+    opened = T0 + timedelta(hours=v["hour"])
+    resolved = v["resolution"] != "open"
+    return contact(
+        f"{prefix}-{v['n']}",
+        opened=opened,
+        channel=v["channel"],
+        market=v["market"],
+        resolution=v["resolution"],
+        handoff_at=ts(opened + timedelta(minutes=1)) if v["resolution"] == "human_resolved" else None,
+        resolved_at=ts(opened + timedelta(minutes=30)) if resolved else None,
+        first_response_at=None if v["frt"] is None else ts(opened + timedelta(seconds=v["frt"])),
+        csat=v["csat"],
+        updated_at=ts(T0 + timedelta(days=3, minutes=v["version"])),
+    )
+
+
+class TestRollupsEqualARecount:
+    @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(ops=versions, cut=st.integers(0, 30))
+    async def test_after_any_mix_of_inserts_updates_and_stale_versions(self, dbs, keyring, residency_tenant, ops, cut):
+        t = residency_tenant
+        prefix = f"h{next(_examples)}"
+        batch = [_version(prefix, v) for v in ops]
+        for part in (batch[:cut], batch[cut:]):
+            if part:
+                result = await ingest_contacts(dbs, keyring, None, t.slug, part)
+                assert result.rejected == []
+        assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+
+    async def test_bpoctl_rollups_rebuild_reproduces_them(self, settings, dbs, keyring, ingest_tenant, monkeypatch):
+        from control_plane.cli import main
+
+        t = await ingest_tenant(timezone="America/New_York")
+        batch = [
+            contact(
+                f"r{i}",
+                opened=T0 + timedelta(hours=5 * i),
+                resolution=("ai_resolved", "human_resolved", "open")[i % 3],
+                handoff_at=None,
+                resolved_at=None if i % 3 == 2 else ts(T0 + timedelta(hours=5 * i, minutes=7)),
+                updated_at=ts(T0 + timedelta(days=5)),
+            )
+            for i in range(30)
+        ]
+        await ingest_contacts(dbs, keyring, None, t.slug, batch)
+        await ingest_contacts(
+            dbs,
+            keyring,
+            None,
+            t.slug,
+            [batch[0] | {"resolution": "abandoned", "updated_at": ts(T0 + timedelta(days=6))}],
+        )
+        before = await rollups_of(dbs, t.id)
+        monkeypatch.setenv("BPO_DATA_DIR", str(settings.data_dir))
+        if settings.extra["backend"] == "postgres":
+            monkeypatch.setenv("BPO_DATABASE_URL", settings.database.control_url)
+            monkeypatch.setenv("BPO_CELL_URLS", ",".join(f"{r}={u}" for r, u in settings.database.cell_urls.items()))
+        runner = CliRunner()
+        rebuilt = await asyncio.to_thread(runner.invoke, main, ["rollups", "rebuild", "--tenant", t.slug])
+        assert rebuilt.exit_code == 0, rebuilt.output
+        assert f"{t.slug}: rebuilt {len(before)} rollup rows" in rebuilt.output
+        assert await rollups_of(dbs, t.id) == before
+        checked = await asyncio.to_thread(runner.invoke, main, ["rollups", "rebuild", "--check", "--tenant", t.slug])
+        assert checked.exit_code == 0 and "match the recount" in checked.output
+
+
+_examples = iter(range(10**9))
+
+
+@pytest.fixture
+async def residency_tenant(ingest_tenant):
+    return await ingest_tenant(markets=["DE", "CN"], residency={"DE": "eu"})
