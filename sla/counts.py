@@ -1,90 +1,244 @@
 """A tenant's period as `PeriodCounts`, read from the control rollups (never from contacts).
 
-Billing and the SLA report both call `period_counts`, so an invoice's credits and the report agree.
-Periods are calendar months in the tenant's zone; rollup days are already days in that zone, so
-a month is the days ``[first of month, first of next month)``.
+Billing and the SLA report both call `period_counts`, so an invoice's credits and the report agree:
+
+    counts = await period_counts(session, tenant, "2026-10", terms)
+    rated = rate_counts(terms, counts)   # usage over every day, SLA outcomes over measured days
+
+- `tenant` is the `tenants.models.Tenant` (its `id` and IANA `timezone`); `period` is "YYYY-MM", a
+  date in the month, or a `Period`; `terms` is the contract version's terms dict (it names the
+  response targets).
+- `excluded_windows`: None (default) takes the tenant's recorded excluded windows (force majeure,
+  client-caused outages) out of the SLA measurement; pass `()` to measure every day. Excluded days
+  are never taken out of the usage: `PeriodCounts.ai_resolved` / `human_resolved` (what billing
+  rates) always count every day of the period.
+
+Periods are calendar months in the tenant's zone; rollup days are already days in that zone, so a
+month is the days ``[first of month, first of next month)``.
 
 - per intent, on the ``resolved`` basis: ai_resolved / human_resolved contacts, and of those the
   rated ones and the ones rated 4 or 5;
 - per response target, on the ``opened`` basis: contacts opened on the channel (whatever their
-  resolution) and those first answered within the target's limit (the rollup histogram has the
-  common limits as bucket bounds, so the count is exact for them).
+  resolution), and from the first-response rollups (exact whole seconds, calendar or business
+  clock) those first answered within the target's limit, for any limit. No response = not within.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from typing import Any, Protocol
+from uuid import UUID
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.metering.rollups import read_rollups, within_limit
+from billing.metering import response_rollups
+from billing.metering.rollups import read_rollups
+from control_plane.errors import FieldError, InvalidInput
 from sla.evaluation import IntentCounts, PeriodCounts, ResponseCounts
+from sla.models import ExcludedWindow
 from sla.terms import SlaTerms
 
-__all__ = ["month_days", "period_counts"]
+__all__ = [
+    "Period",
+    "billable_usage",
+    "day_ranges",
+    "excluded_days",
+    "month_days",
+    "period_counts",
+    "recorded_windows",
+]
 
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 RESOLVED = ("ai_resolved", "human_resolved")
 
 
-class _Tenant(Protocol):
-    id: Any
+class TenantLike(Protocol):
+    id: UUID
     timezone: str
 
 
-def month_days(period: str | date) -> tuple[date, date]:
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A calendar month: local days ``first <= day < end`` in the tenant's zone."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, value: str | date | Period) -> Period:
+        if isinstance(value, Period):
+            return value
+        if isinstance(value, date):
+            return cls(value.year, value.month)
+        match = _PERIOD.match(str(value))
+        if not match:
+            raise InvalidInput([FieldError("period", f"{value!r} is not a month as YYYY-MM")])
+        return cls(int(match[1]), int(match[2]))
+
+    @classmethod
+    def of(cls, day: date) -> Period:
+        return cls(day.year, day.month)
+
+    @property
+    def label(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def first(self) -> date:
+        return date(self.year, self.month, 1)
+
+    @property
+    def end(self) -> date:
+        return date(self.year + self.month // 12, self.month % 12 + 1, 1)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.first).days
+
+    def next(self) -> Period:
+        return Period.of(self.end)
+
+    def previous(self) -> Period:
+        return Period.of(self.first - timedelta(days=1))
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def month_days(period: str | date | Period) -> tuple[date, date]:
     """First day of the month and first day of the next one, for "YYYY-MM" or a date in it."""
-    first = date.fromisoformat(f"{period}-01") if isinstance(period, str) else period.replace(day=1)
-    return first, date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+    p = Period.parse(period)
+    return p.first, p.end
 
 
-async def period_counts(
-    session: AsyncSession, tenant: _Tenant, period: str | date, terms: Mapping[str, Any] | SlaTerms
-) -> PeriodCounts:
-    start, end = month_days(period)
-    resolved = await read_rollups(
-        session,
-        tenant.id,
-        basis="resolved",
-        start=start,
-        end=end,
-        group_by=("intent", "resolution"),
-        where={"resolution": RESOLVED},
+def excluded_days(windows: Iterable[Any], period: Period) -> frozenset[date]:
+    """The period's days covered by the windows (objects with `first_day` and `last_day`, inclusive)."""
+    days: set[date] = set()
+    for w in windows:
+        day = max(w.first_day, period.first)
+        last = min(w.last_day, period.end - timedelta(days=1))
+        while day <= last:
+            days.add(day)
+            day += timedelta(days=1)
+    return frozenset(days)
+
+
+def day_ranges(start: date, end: date, excluded: frozenset[date] = frozenset()) -> list[tuple[date, date]]:
+    """``[start, end)`` split into the [a, b) runs of days that are not excluded."""
+    ranges: list[tuple[date, date]] = []
+    day, run = start, None
+    while day < end:
+        if day in excluded:
+            if run is not None:
+                ranges.append((run, day))
+                run = None
+        elif run is None:
+            run = day
+        day += timedelta(days=1)
+    if run is not None:
+        ranges.append((run, end))
+    return ranges
+
+
+async def recorded_windows(session: AsyncSession, tenant_id: UUID, period: Period) -> list[ExcludedWindow]:
+    """Excluded windows in force (not withdrawn) that touch the period."""
+    stmt = (
+        sa.select(ExcludedWindow)
+        .where(
+            ExcludedWindow.tenant_id == tenant_id,
+            ExcludedWindow.withdrawn_at.is_(None),
+            ExcludedWindow.first_day < period.end,
+            ExcludedWindow.last_day >= period.first,
+        )
+        .order_by(ExcludedWindow.first_day)
     )
+    return list((await session.scalars(stmt)).all())
+
+
+async def _sum_rollups(
+    session: AsyncSession, tenant_id: UUID, basis: str, ranges: Sequence[tuple[date, date]], group_by: Sequence[str]
+) -> dict[tuple, dict[str, int]]:
+    out: dict[tuple, dict[str, int]] = {}
+    for start, end in ranges:
+        for row in await read_rollups(session, tenant_id, basis=basis, start=start, end=end, group_by=group_by):
+            key = tuple(row[g] for g in group_by)
+            acc = out.setdefault(key, {})
+            for k, v in row.items():
+                if k not in group_by:
+                    acc[k] = acc.get(k, 0) + v
+    return out
+
+
+async def counts_over(
+    session: AsyncSession, tenant_id: UUID, sla: SlaTerms, ranges: Sequence[tuple[date, date]]
+) -> PeriodCounts:
+    """`PeriodCounts` over the given [start, end) day ranges."""
+    resolved = await _sum_rollups(session, tenant_id, "resolved", ranges, ("intent", "resolution"))
     by_intent: dict[str, dict[str, int]] = {}
-    for row in resolved:
-        acc = by_intent.setdefault(row["intent"], {"ai_resolved": 0, "human_resolved": 0, "rated": 0, "satisfied": 0})
-        acc[row["resolution"]] += row["contacts"]
+    for (intent, resolution), row in resolved.items():
+        if resolution not in RESOLVED:
+            continue  # an abandoned contact with a resolved_at is neither billed nor measured
+        acc = by_intent.setdefault(intent, {"ai_resolved": 0, "human_resolved": 0, "rated": 0, "satisfied": 0})
+        acc[resolution] += row["contacts"]
         acc["rated"] += row["rated"]
         acc["satisfied"] += row["csat_good"]
-
     responses: list[ResponseCounts] = []
-    targets = SlaTerms.from_terms(terms).response_targets
-    if targets:
-        opened = await read_rollups(
-            session,
-            tenant.id,
-            basis="opened",
-            start=start,
-            end=end,
-            group_by=("channel",),
-            where={"channel": sorted({t.channel for t in targets})},
-        )
-        by_channel = {row["channel"]: row for row in opened}
-        for target in targets:
-            if any(
-                r.channel == target.channel and r.first_response_seconds == target.first_response_seconds
-                for r in responses
-            ):
-                continue
-            row = by_channel.get(target.channel)
+    if sla.response_targets:
+        opened = await _sum_rollups(session, tenant_id, "opened", ranges, ("channel",))
+        for target in sla.response_targets:
+            clock = response_rollups.BUSINESS if target.business_hours else response_rollups.CALENDAR
+            if clock == response_rollups.BUSINESS and not await _has_calendar(session, tenant_id):
+                clock = response_rollups.CALENDAR  # no support calendar: every hour is a business hour
+            within = await response_rollups.within_limits(
+                session, tenant_id, clock=clock, ranges=ranges, limits=[(target.channel, target.first_response_seconds)]
+            )
             responses.append(
                 ResponseCounts(
                     channel=target.channel,
                     first_response_seconds=target.first_response_seconds,
-                    opened=row["contacts"] if row else 0,
-                    within_limit=within_limit(row, target.first_response_seconds) if row else 0,
+                    opened=opened.get((target.channel,), {}).get("contacts", 0),
+                    within_limit=within.get((target.channel, target.first_response_seconds), 0),
                 )
             )
-    return PeriodCounts(by_intent={k: IntentCounts(**v) for k, v in by_intent.items()}, responses=tuple(responses))
+    return PeriodCounts(
+        by_intent={intent: IntentCounts(**acc) for intent, acc in by_intent.items()}, responses=tuple(responses)
+    )
+
+
+async def _has_calendar(session: AsyncSession, tenant_id: UUID) -> bool:
+    from sla.models import SupportCalendar
+
+    return (
+        await session.scalar(sa.select(SupportCalendar.tenant_id).where(SupportCalendar.tenant_id == tenant_id))
+    ) is not None
+
+
+async def period_counts(
+    session: AsyncSession,
+    tenant: TenantLike,
+    period: str | date | Period,
+    terms: Mapping[str, Any] | SlaTerms,
+    *,
+    excluded_windows: Iterable[Any] | None = None,
+) -> PeriodCounts:
+    """The period's counts from the rollups, with excluded windows taken out (see the module docstring)."""
+    p = Period.parse(period)
+    if excluded_windows is None:
+        excluded_windows = await recorded_windows(session, tenant.id, p)
+    excluded = excluded_days(excluded_windows, p)
+    counts = await counts_over(session, tenant.id, SlaTerms.from_terms(terms), day_ranges(p.first, p.end, excluded))
+    if not excluded:
+        return counts
+    ai, human = await billable_usage(session, tenant, p)
+    return replace(counts, usage=IntentCounts(ai_resolved=ai, human_resolved=human))
+
+
+async def billable_usage(session: AsyncSession, tenant: TenantLike, period: str | date | Period) -> tuple[int, int]:
+    """(ai_resolved, human_resolved) resolved in the period, every day counted (what the invoice bills)."""
+    p = Period.parse(period)
+    rows = await _sum_rollups(session, tenant.id, "resolved", [(p.first, p.end)], ("resolution",))
+    return rows.get(("ai_resolved",), {}).get("contacts", 0), rows.get(("human_resolved",), {}).get("contacts", 0)

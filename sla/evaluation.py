@@ -101,6 +101,9 @@ class PeriodCounts:
 
     by_intent: Mapping[str, IntentCounts] = field(default_factory=dict)
     responses: tuple[ResponseCounts, ...] = ()
+    # Billable contacts of the whole period when excluded windows took days out of `by_intent`:
+    # exclusions change what the SLAs measure, never what is billed. None: `by_intent` is everything.
+    usage: IntentCounts | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_intent", MappingProxyType({str(k): v for k, v in self.by_intent.items()}))
@@ -121,13 +124,13 @@ class PeriodCounts:
 
     @property
     def ai_resolved(self) -> int:
-        """All AI-resolved contacts of the period (billing counts every intent)."""
-        return self.totals().ai_resolved
+        """All AI-resolved contacts of the period (billing counts every intent and every day)."""
+        return (self.usage or self.totals()).ai_resolved
 
     @property
     def human_resolved(self) -> int:
-        """All human-resolved contacts of the period (billing counts every intent)."""
-        return self.totals().human_resolved
+        """All human-resolved contacts of the period (billing counts every intent and every day)."""
+        return (self.usage or self.totals()).human_resolved
 
     def response_for(self, target: ResponseTarget) -> ResponseCounts | None:
         """The counts of the target's channel, refusing counts taken for another limit."""

@@ -152,3 +152,20 @@ class IngestError(ControlBase):
     external_id: Mapped[str | None] = mapped_column(sa.String(200))
     field: Mapped[str] = mapped_column(sa.String(60))
     message: Mapped[str] = mapped_column(sa.String(300))
+
+
+class FirstResponseRollup(ControlBase):
+    """Contacts by opened day (tenant's zone), channel, clock and exact whole seconds to first response.
+
+    ``clock`` is ``calendar`` (wall time) or ``business`` (inside the tenant's support calendar);
+    see ``billing.metering.response_rollups``, which writes and reads these rows.
+    """
+
+    __tablename__ = "first_response_rollups"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    clock: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    seconds: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    contacts: Mapped[int] = mapped_column(sa.BigInteger)

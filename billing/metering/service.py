@@ -42,6 +42,7 @@ from control_plane.auth import Principal
 from control_plane.database import Databases, utcnow
 from control_plane.errors import DomainError
 from control_plane.keyring import KeyRing
+from sla.calendar import BusinessCalendar, load_calendar
 from tenants import service as tenants
 from tenants.models import Tenant
 
@@ -126,6 +127,7 @@ class TenantContext:
     timezone: str
     hash_key: bytes
     regions: dict[str, str]  # market -> region, for the markets of this batch
+    calendar: BusinessCalendar | None = None  # support calendar, for business-hours response times
 
 
 def hash_customer_ref(key: bytes, ref: str) -> str:
@@ -141,7 +143,14 @@ async def tenant_context(
 ) -> TenantContext:
     tenant: Tenant = await tenants.find_tenant(session, actor, slug)
     regions = {m: await tenants.region_for(session, tenant, m) for m in sorted(markets)}
-    return TenantContext(tenant.id, tenant.slug, tenant.timezone, tenants.customer_hash_key(tenant, keyring), regions)
+    return TenantContext(
+        tenant.id,
+        tenant.slug,
+        tenant.timezone,
+        tenants.customer_hash_key(tenant, keyring),
+        regions,
+        await load_calendar(session, tenant.id),
+    )
 
 
 def _row(c: ContactIn, tenant_id: uuid.UUID, customer_hash: str | None, now: datetime) -> dict[str, Any]:
@@ -164,8 +173,8 @@ def _row(c: ContactIn, tenant_id: uuid.UUID, customer_hash: str | None, now: dat
     }
 
 
-def _parts(zone: ZoneInfo, c: Any) -> list:
-    return rollups.contribution(
+def _parts(zone: ZoneInfo, c: Any, calendar: BusinessCalendar | None) -> list:
+    return rollups.contact_parts(
         zone,
         channel=c.channel,
         intent=c.intent,
@@ -176,6 +185,7 @@ def _parts(zone: ZoneInfo, c: Any) -> list:
         handoff_at=c.handoff_at,
         resolved_at=c.resolved_at,
         csat=c.csat,
+        calendar=calendar,
     )
 
 
@@ -232,8 +242,8 @@ async def write_to_cell(
         else:
             row["_id"] = old.id
             updates.append(row)
-            deltas.add(_parts(zone, old), -1)
-        deltas.add(_parts(zone, c), 1)
+            deltas.add(_parts(zone, old, ctx.calendar), -1)
+        deltas.add(_parts(zone, c, ctx.calendar), 1)
     if inserts:
         await cell.execute(CONTACTS.insert(), inserts)
     if updates:
