@@ -150,3 +150,38 @@ class TestResidencyRouting:
         async with dbs.cell_session("eu") as cell:
             digest = await cell.scalar(sa.select(Contact.customer_hash).where(Contact.tenant_id == t.id))
         assert len(digest) == 64 and digest != "grep.me@example.com"
+
+
+class TestNoRawCustomerRef:
+    async def test_no_database_holds_the_raw_reference(self, client, dbs, settings, ingest_tenant):
+        t = await ingest_tenant(markets=["DE", "CN"], residency={"DE": "eu"})
+        raw = f"needle-{t.slug}@example.cn"
+        resp = await client.post(
+            t.path(),
+            json=[
+                contact("n1", customer_ref=raw),
+                contact("n2", market="CN", customer_ref=raw),
+                contact("n3", customer_ref=raw, channel="x"),
+            ],
+            headers=t.headers,
+        )
+        assert resp.json()["accepted"] == 2 and raw not in resp.text
+        if settings.extra["backend"] == "sqlite":
+            files = [p for p in settings.data_dir.iterdir() if ".db" in p.name]
+            assert len(files) >= 5  # control and four cells, with their WAL files
+            for path in files:
+                assert raw.encode() not in path.read_bytes(), path.name
+        else:
+            engines = {"control": dbs.control, **dbs.cells}
+            for name, engine in engines.items():
+                async with engine.connect() as conn:
+                    tables = (
+                        (await conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname='public'")))
+                        .scalars()
+                        .all()
+                    )
+                    for table in tables:
+                        hit = await conn.scalar(
+                            sa.text(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE :n'), {"n": f"%{raw}%"}
+                        )
+                        assert hit == 0, (name, table)
