@@ -75,6 +75,7 @@ def provide_keyring(state: State) -> KeyRing:
 def create_app(
     settings: Settings | None = None, *, db: Databases | None = None, run_scheduler: bool = False
 ) -> Litestar:
+    from billing.invoices import controllers as invoices
     from billing.metering import controllers as metering
     from compliance import controllers as compliance
     from control_plane import controllers as cp
@@ -119,7 +120,7 @@ def create_app(
         path="/static", directories=[ROOT / "control_plane" / "static"], opt={"public": True}, include_in_schema=False
     )
     app = Litestar(
-        route_handlers=[*cp.ROUTES, *tenants.ROUTES, *compliance.ROUTES, *metering.ROUTES, static],
+        route_handlers=[*cp.ROUTES, *tenants.ROUTES, *compliance.ROUTES, *metering.ROUTES, *invoices.ROUTES, static],
         state=state,
         guards=[authorize],
         dependencies={

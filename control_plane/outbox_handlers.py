@@ -12,5 +12,12 @@ if TYPE_CHECKING:
 HANDLER_FACTORIES: dict[str, object] = {}
 
 
+def _register() -> None:
+    from billing.providers.handlers import FACTORIES as payments
+
+    HANDLER_FACTORIES.update(payments)
+
+
 def handlers(ctx: JobContext) -> dict[str, Handler]:
+    _register()
     return {kind: factory(ctx) for kind, factory in HANDLER_FACTORIES.items()}  # type: ignore[operator]

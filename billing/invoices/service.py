@@ -1,0 +1,337 @@
+"""Invoice use cases: draft (and re-draft), finalize, void, credit notes, payment, late changes.
+
+Every function takes the session and the acting principal (or a system actor for jobs), never
+commits, and appends an audit entry for every change. Time comes in as ``now`` (one injectable
+clock). A finalized invoice never changes: each route that would change one gets `Conflict` (409).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.invoices.adjustments import pending_adjustments
+from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
+from billing.invoices.numbering import formatted, next_number
+from billing.invoices.periods import Period, parse_period, settles_at
+from billing.invoices.schemas import lines_json
+from billing.money import from_minor_units, money_str, round_minor, to_decimal, to_minor_units
+from billing.outbox.service import enqueue
+from billing.rating import LineKind, rate_counts
+from compliance.service import Actor, append_audit_entry
+from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
+from sla.counts import period_counts
+from tenants.models import Tenant
+from tenants.service import contract_in_force, find_tenant
+
+SEND_INVOICE = "payments.send_invoice"
+OPEN = "draft"
+BILLED = ("finalized", "paid")
+
+
+def _owner_id(actor: Any) -> uuid.UUID | None:
+    """The tenant a merchant principal is bound to; None for staff and system actors."""
+    return getattr(actor, "tenant_id", None) if getattr(actor, "tenant_bound", False) else None
+
+
+async def _tenant_of(session: AsyncSession, invoice: Invoice) -> Tenant:
+    return await session.get_one(Tenant, invoice.tenant_id)
+
+
+async def get_invoice(session: AsyncSession, actor: Any, invoice_id: uuid.UUID | str, *, lock: bool = False) -> Invoice:
+    """The invoice if it exists and ``actor`` may see it; 404 otherwise (another tenant's too)."""
+    try:
+        key = invoice_id if isinstance(invoice_id, uuid.UUID) else uuid.UUID(str(invoice_id))
+    except ValueError:
+        raise NotFound(f"no invoice {invoice_id!r}") from None
+    stmt = sa.select(Invoice).where(Invoice.id == key)
+    if lock and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=Invoice)
+    invoice = await session.scalar(stmt.execution_options(populate_existing=lock))
+    owner = _owner_id(actor)
+    if invoice is None or (owner is not None and invoice.tenant_id != owner):
+        raise NotFound(f"no invoice {invoice_id!r}")
+    return invoice
+
+
+async def list_invoices(
+    session: AsyncSession, actor: Any, *, slug: str | None = None, period: str | None = None, status: str | None = None
+) -> list[tuple[Invoice, str]]:
+    stmt = sa.select(Invoice, Tenant.slug).join(Tenant, Tenant.id == Invoice.tenant_id)
+    if slug is not None:
+        tenant = await find_tenant(session, actor, slug)
+        stmt = stmt.where(Invoice.tenant_id == tenant.id)
+    owner = _owner_id(actor)
+    if owner is not None:
+        stmt = stmt.where(Invoice.tenant_id == owner)
+    if period:
+        stmt = stmt.where(Invoice.period == period)
+    if status:
+        stmt = stmt.where(Invoice.status == status)
+    rows = await session.execute(stmt.order_by(Invoice.period.desc(), Tenant.slug))
+    return [(inv, s) for inv, s in rows.all()]
+
+
+async def credit_notes_of(session: AsyncSession, invoice: Invoice) -> list[CreditNote]:
+    stmt = sa.select(CreditNote).where(CreditNote.invoice_id == invoice.id).order_by(CreditNote.created_at)
+    return list((await session.scalars(stmt)).all())
+
+
+def _rows(rated, adjustment_meta: list[dict[str, Any]]) -> list[InvoiceLineRow]:
+    cur, meta = rated.currency, iter(adjustment_meta)
+    rows = []
+    for position, line in enumerate(rated.lines, start=1):
+        extra = next(meta) if line.kind is LineKind.adjustment else {}
+        rows.append(
+            InvoiceLineRow(
+                position=position,
+                kind=str(line.kind),
+                description=line.description[:300],
+                quantity=line.quantity,
+                unit_price=to_decimal(line.unit_price),
+                amount_minor=to_minor_units(line.amount, cur),
+                sla=line.sla,
+                **extra,
+            )
+        )
+    return rows
+
+
+def _counts_json(counts) -> dict[str, Any]:
+    return {
+        "by_intent": {k: asdict(v) for k, v in sorted(counts.by_intent.items())},
+        "responses": [asdict(r) for r in counts.responses],
+    }
+
+
+async def draft_invoice(session: AsyncSession, actor: Actor, slug: str, period_label: str | None, *, now: datetime):
+    """Draft, or re-draft, a tenant's period: idempotent; refused before the period can have settled.
+
+    Returns ``(invoice, changed)``; a re-draft that would produce the same lines changes nothing.
+    """
+    tenant = await find_tenant(session, actor if _owner_id(actor) else None, slug)
+    period = parse_period(period_label, tenant.timezone)
+    contract = await contract_in_force(session, tenant.id, period.first_day)
+    if contract is None:
+        raise Conflict(f"no contract is in force on {period.first_day} for {slug!r}", code="no_contract")
+    terms = contract.terms
+    ready = settles_at(period, terms)
+    if now < ready:
+        raise Conflict(
+            f"period {period.label} can be drafted from {ready.isoformat()} (its contacts settle after the "
+            "reopen window, plus the late grace)",
+            code="period_not_settled",
+        )
+    stmt = sa.select(Invoice).where(Invoice.tenant_id == tenant.id, Invoice.period == period.label)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    invoice = await session.scalar(stmt)
+    if invoice is not None and invoice.status != OPEN:
+        raise Conflict(
+            f"the invoice of {period.label} is {invoice.status}; a finalized invoice never changes "
+            "(later changes go on the next invoice, corrections are credit notes)",
+            code=f"invoice_{invoice.status}",
+        )
+    counts = await period_counts(session, tenant, period.label, terms)
+    adjustments = await pending_adjustments(session, tenant, period, exclude=invoice.id if invoice else None)
+    rated = rate_counts(terms, counts, [line for line, _ in adjustments])
+    rows = _rows(rated, [meta for _, meta in adjustments])
+    totals = {
+        "usage_subtotal_minor": to_minor_units(rated.usage_subtotal, rated.currency),
+        "credit_total_minor": to_minor_units(rated.credit_total, rated.currency),
+        "total_minor": to_minor_units(rated.total, rated.currency),
+    }
+    if invoice is not None:
+        before = lines_json(invoice)
+        if before == rated.as_json() and invoice.contract_version == contract.version:
+            return invoice, False
+        invoice.previous_draft = before
+        invoice.drafts += 1
+        invoice.lines.clear()
+        await session.flush()
+        invoice.lines.extend(rows)
+        for key, value in totals.items():
+            setattr(invoice, key, value)
+        invoice.contract_version, invoice.currency = contract.version, rated.currency
+        invoice.counts, invoice.drafted_at = _counts_json(counts), now
+        action = "invoice.redrafted"
+    else:
+        invoice = Invoice(
+            id=uuid.uuid4(),
+            tenant_id=tenant.id,
+            period=period.label,
+            period_start=period.start,
+            period_end=period.end,
+            timezone=tenant.timezone,
+            currency=rated.currency,
+            status=OPEN,
+            contract_version=contract.version,
+            counts=_counts_json(counts),
+            drafts=1,
+            drafted_at=now,
+            lines=rows,
+            **totals,
+        )
+        session.add(invoice)
+        action = "invoice.drafted"
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=slug,
+        actor=actor,
+        action=action,
+        target=f"invoice:{invoice.id}",
+        data={"period": period.label, "total": money_str(rated.total, rated.currency), "currency": rated.currency},
+        now=now,
+    )
+    return invoice, True
+
+
+async def finalize_invoice(
+    session: AsyncSession, actor: Actor, invoice_id: uuid.UUID | str, *, now: datetime, provider: str = "none"
+) -> Invoice:
+    """Give a draft its gapless number and freeze it; the provider call goes to the outbox in this transaction."""
+    series = f"INV-{now.year}"
+    number = await next_number(session, series)  # first write: the series lock (see numbering.py)
+    invoice = await get_invoice(session, actor, invoice_id, lock=True)
+    if invoice.status != OPEN:
+        raise Conflict(f"invoice {invoice.number or invoice.id} is {invoice.status}, not a draft", code="not_draft")
+    tenant = await _tenant_of(session, invoice)
+    invoice.number, invoice.status, invoice.finalized_at = formatted(series, number), "finalized", now
+    if provider != "none":
+        invoice.provider = provider
+        await enqueue(
+            session,
+            kind=SEND_INVOICE,
+            payload={"invoice_id": str(invoice.id), "provider": provider},
+            idempotency_key=f"invoice:{invoice.id}:send:{provider}",
+            now=now,
+        )
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=tenant.slug,
+        actor=actor,
+        action="invoice.finalized",
+        target=f"invoice:{invoice.id}",
+        data={"number": invoice.number, "period": invoice.period, "total_minor": invoice.total_minor},
+        now=now,
+    )
+    return invoice
+
+
+def _reason(data: Any) -> str:
+    reason = (data or {}).get("reason") if isinstance(data, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput([FieldError("reason", "say why, in a few words")])
+    return reason.strip()[:500]
+
+
+async def void_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.UUID | str, data: Any, *, now: datetime):
+    """Void a draft that must not be billed; a finalized invoice never changes (issue a credit note)."""
+    reason = _reason(data)
+    invoice = await get_invoice(session, actor, invoice_id, lock=True)
+    if invoice.status != OPEN:
+        raise Conflict(
+            f"invoice {invoice.number or invoice.id} is {invoice.status}; only drafts can be voided "
+            "(a finalized invoice never changes: issue a credit note)",
+            code=f"invoice_{invoice.status}",
+        )
+    tenant = await _tenant_of(session, invoice)
+    invoice.status, invoice.voided_at, invoice.void_reason = "void", now, reason
+    await session.flush()
+    await append_audit_entry(
+        session, stream=tenant.slug, actor=actor, action="invoice.voided", target=f"invoice:{invoice.id}",
+        data={"period": invoice.period, "reason": reason}, now=now,
+    )  # fmt: skip
+    return invoice
+
+
+async def issue_credit_note(
+    session: AsyncSession, actor: Actor, invoice_id: uuid.UUID | str, data: Any, *, now: datetime
+) -> CreditNote:
+    """A numbered credit note against a finalized (or paid) invoice, up to what is left of its total."""
+    series = f"CN-{now.year}"
+    number = await next_number(session, series)
+    reason = _reason(data)
+    invoice = await get_invoice(session, actor, invoice_id, lock=True)
+    if invoice.status not in BILLED:
+        raise Conflict(f"credit notes are issued against finalized invoices; this one is {invoice.status}",
+                       code=f"invoice_{invoice.status}")  # fmt: skip
+    cur = invoice.currency
+    try:
+        amount = to_decimal(str((data or {}).get("amount", "")))
+    except (TypeError, ValueError):
+        raise InvalidInput([FieldError("amount", 'a decimal string such as "120.00"')]) from None
+    if amount <= 0 or round_minor(amount, cur) != amount:
+        raise InvalidInput([FieldError("amount", f"a positive amount in whole {cur} minor units")])
+    credited = sum(n.amount_minor for n in await credit_notes_of(session, invoice))
+    minor = to_minor_units(round_minor(amount, cur), cur)
+    if credited + minor > invoice.total_minor:
+        left = from_minor_units(invoice.total_minor - credited, cur)
+        raise Conflict(f"only {money_str(left, cur)} {cur} of this invoice is left to credit", code="over_credit")
+    tenant = await _tenant_of(session, invoice)
+    note = CreditNote(
+        invoice_id=invoice.id, tenant_id=invoice.tenant_id, number=formatted(series, number), currency=cur,
+        amount_minor=minor, reason=reason, created_at=now, created_by=actor.actor,
+    )  # fmt: skip
+    session.add(note)
+    await session.flush()
+    await append_audit_entry(
+        session, stream=tenant.slug, actor=actor, action="credit_note.issued", target=f"invoice:{invoice.id}",
+        data={"number": note.number, "amount": money_str(Decimal(amount), cur), "reason": reason}, now=now,
+    )  # fmt: skip
+    return note
+
+
+async def mark_paid(session: AsyncSession, actor: Actor, invoice: Invoice, *, now: datetime, source: str) -> bool:
+    """A finalized invoice becomes paid (a provider said so); anything else is left as it is."""
+    if invoice.status != "finalized":
+        return False
+    tenant = await _tenant_of(session, invoice)
+    invoice.status, invoice.paid_at = "paid", now
+    await session.flush()
+    await append_audit_entry(
+        session, stream=tenant.slug, actor=actor, action="invoice.paid", target=f"invoice:{invoice.id}",
+        data={"number": invoice.number, "source": source}, now=now,
+    )  # fmt: skip
+    return True
+
+
+async def draft_due_invoices(session_factory, actor: Actor, *, now: datetime) -> dict[str, int]:
+    """The scheduler's job: draft (or refresh) last month's invoice of every active tenant once it has settled.
+
+    ``session_factory`` opens one transaction per tenant, so one tenant's failure does not stop the rest.
+    """
+    from billing.invoices.periods import period_at
+
+    done = {"drafted": 0, "unchanged": 0, "not_settled": 0, "skipped": 0}
+    async with session_factory() as session:
+        tenants = list(
+            (await session.execute(sa.select(Tenant.slug, Tenant.timezone).where(Tenant.status == "active"))).all()
+        )
+    for slug, timezone in tenants:
+        period: Period = period_at(now, timezone).previous()
+        async with session_factory() as session:
+            tenant_id = await session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug))
+            existing = await session.scalar(
+                sa.select(Invoice.status).where(Invoice.tenant_id == tenant_id, Invoice.period == period.label)
+            )
+            if existing not in (None, OPEN) or await contract_in_force(session, tenant_id, period.first_day) is None:
+                done["skipped"] += 1
+                continue
+            try:
+                _, changed = await draft_invoice(session, actor, slug, period.label, now=now)
+            except Conflict as exc:
+                if exc.code != "period_not_settled":
+                    raise
+                done["not_settled"] += 1
+                continue
+            done["drafted" if changed else "unchanged"] += 1
+    return done

@@ -1,0 +1,49 @@
+"""Outbox handler of the payment providers: `payments.send_invoice` (see control_plane/outbox_handlers.py)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from billing.invoices.models import Invoice
+from billing.providers.port import ChargeLine, ChargeRequest, ProviderConfig, build_provider
+from tenants.models import Tenant
+
+if TYPE_CHECKING:
+    from billing.outbox.service import Handler
+    from control_plane.scheduler import JobContext
+
+
+def send_invoice_factory(ctx: JobContext) -> Handler:
+    config = ProviderConfig.load(ctx.settings.extra)
+
+    async def send_invoice(payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        invoice_id = uuid.UUID(payload["invoice_id"])
+        async with ctx.db.control_session() as session:
+            invoice = await session.get_one(Invoice, invoice_id)
+            tenant = await session.get_one(Tenant, invoice.tenant_id)
+            request = ChargeRequest(
+                invoice_id=str(invoice.id),
+                number=invoice.number or "",
+                period=invoice.period,
+                tenant_slug=tenant.slug,
+                tenant_name=tenant.name,
+                currency=invoice.currency,
+                total_minor=invoice.total_minor,
+                lines=tuple(ChargeLine(r.description, int(r.quantity), int(r.amount_minor)) for r in invoice.lines),
+            )
+        result = await build_provider(payload["provider"], config).send_invoice(request, idempotency_key)
+        async with ctx.db.control_transaction() as session:
+            await session.execute(
+                sa.update(Invoice)
+                .where(Invoice.id == invoice_id, Invoice.provider_invoice_id.is_(None))
+                .values(provider_invoice_id=result.provider_invoice_id)
+            )
+        return {"provider": result.provider, "provider_invoice_id": result.provider_invoice_id, "status": result.status}
+
+    return send_invoice
+
+
+FACTORIES = {"payments.send_invoice": send_invoice_factory}

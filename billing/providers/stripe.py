@@ -1,0 +1,107 @@
+"""Stripe through ``stripe`` (`StripeClient`): customer, one invoice item per line, finalize.
+
+Every call carries an idempotency key derived from the outbox row's key (``…:invoice``,
+``…:item:3``, ``…:finalize``), so a retry after a timeout returns the object Stripe already made.
+Negative lines (SLA credits, adjustments) are invoice items with negative amounts. The customer is
+found by ``metadata['tenant']`` (search) before one is created. Stripe's own retries are off: the
+outbox retries with backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import stripe
+
+from billing.providers.port import (
+    ChargeRequest,
+    PaymentEvent,
+    ProviderConfig,
+    ProviderInvoice,
+    ProviderUnavailable,
+    WebhookRefused,
+)
+
+PAID_EVENTS = frozenset({"invoice.paid", "invoice.payment_succeeded"})
+
+
+class StripeProvider:
+    name = "stripe"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+
+    def _client(self) -> stripe.StripeClient:
+        base = {"api": self.config.stripe_base_url} if self.config.stripe_base_url else None
+        return stripe.StripeClient(
+            self.config.stripe_api_key,
+            base_addresses=base,
+            max_network_retries=0,
+            http_client=stripe.HTTPXClient(timeout=self.config.timeout_seconds, allow_sync_methods=False),
+        )
+
+    async def send_invoice(self, request: ChargeRequest, idempotency_key: str) -> ProviderInvoice:
+        client = self._client().v1
+        try:
+            found = await client.customers.search_async({"query": f"metadata['tenant']:'{request.tenant_slug}'"})
+            if found.data:
+                customer = found.data[0]
+            else:
+                customer = await client.customers.create_async(
+                    {"name": request.tenant_name, "metadata": {"tenant": request.tenant_slug}},
+                    {"idempotency_key": f"customer:{request.tenant_slug}"},
+                )
+            invoice = await client.invoices.create_async(
+                {
+                    "customer": customer.id,
+                    "currency": request.currency.lower(),
+                    "collection_method": "send_invoice",
+                    "days_until_due": 30,
+                    "auto_advance": False,
+                    "pending_invoice_items_behavior": "exclude",
+                    "metadata": {"invoice_id": request.invoice_id, "number": request.number},
+                    "description": f"Invoice {request.number} for {request.period}",
+                },
+                {"idempotency_key": f"{idempotency_key}:invoice"},
+            )
+            for index, line in enumerate(request.lines):
+                await client.invoice_items.create_async(
+                    {
+                        "customer": customer.id,
+                        "invoice": invoice.id,
+                        "currency": request.currency.lower(),
+                        "amount": line.amount_minor,
+                        "description": line.description[:500],
+                        "metadata": {"quantity": str(line.quantity)},
+                    },
+                    {"idempotency_key": f"{idempotency_key}:item:{index}"},
+                )
+            final = await client.invoices.finalize_invoice_async(
+                invoice.id, options={"idempotency_key": f"{idempotency_key}:finalize"}
+            )
+            return ProviderInvoice(self.name, final.id, str(final.status))
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise ProviderUnavailable(f"stripe: {exc}") from exc
+        except stripe.StripeError as exc:
+            if (exc.http_status or 0) >= 500:
+                raise ProviderUnavailable(f"stripe: {exc}") from exc
+            raise RuntimeError(f"stripe refused the invoice: {exc}") from exc
+
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        try:
+            event = stripe.Webhook.construct_event(
+                body, lowered.get("stripe-signature"), self.config.stripe_webhook_secret
+            )
+        except (stripe.SignatureVerificationError, ValueError) as exc:
+            raise WebhookRefused(str(exc)) from exc
+        obj = event.data.object
+        metadata = obj.get("metadata") or {}
+        return PaymentEvent(
+            event_id=event.id,
+            event_type=event.type,
+            invoice_id=metadata.get("invoice_id"),
+            provider_invoice_id=obj.get("id"),
+            paid=event.type in PAID_EVENTS,
+            payload={"type": event.type, "object_id": obj.get("id")},
+        )
