@@ -144,6 +144,14 @@ async def seed_demo(settings: Settings) -> DemoReport:
                 )
                 await tenants.issue_api_key(session, SEEDER, slug, {"scopes": ["contacts:write"], "label": "demo"})
                 await tenants.transition_tenant(session, SEEDER, slug, {"to": "active", "reason": "demo"})
+        # Metering: a realistic month of contacts per demo tenant, through the ingest service (idempotent).
+        from billing.metering.demo import seed_demo_contacts
+
+        for spec in TENANTS:
+            t = spec["tenant"]
+            await seed_demo_contacts(
+                dbs, keyring, slug=t["slug"], timezone=t["timezone"], markets=t["markets"], region=t["home_region"]
+            )
         return report
     finally:
         await dbs.dispose()
