@@ -1,20 +1,29 @@
-"""Audit routes: read a tenant's audit stream (signing and export arrive with the compliance issue)."""
+"""Compliance routes: audit streams, signed export and keys, records of processing, the compliance pages.
+
+Data-subject request routes live in ``compliance.dsr.controllers`` and are listed in ``ROUTES`` here.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Request, get
+from litestar import MediaType, Request, Response, get
 from litestar.params import Parameter
-from litestar.response import Stream
+from litestar.response import Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from compliance import checkpoints, export, service
+from compliance import checkpoints, export, records, service
+from compliance.dsr import controllers as dsr
+from compliance.dsr import service as dsr_service
+from compliance.dsr.schemas import request_out
 from compliance.models import AuditEntry
-from control_plane.auth import STAFF, Principal, Role, policy
+from control_plane.auth import EVERYONE, STAFF, Principal, Role, policy
+from control_plane.database import utcnow
 from control_plane.errors import FieldCollector
-from tenants.service import find_tenant
+from control_plane.keyring import KeyRing
+from control_plane.settings import Settings
+from tenants.service import find_tenant, list_tenants
 
 AUDITORS = (Role.platform_admin, Role.compliance_officer)
 
@@ -95,4 +104,117 @@ async def audit_keys(session: AsyncSession) -> dict:
     return await checkpoints.jwks(session)
 
 
-ROUTES = [tenant_audit, platform_audit, audit_export, audit_keys]
+# --- records of processing ---------------------------------------------------------------------
+RECORDS = "/api/v1/tenants/{slug:str}/records-of-processing"
+
+
+async def _record(session, principal, settings, keyring, slug) -> dict[str, Any]:
+    return await records.record_of_processing(session, principal, slug, regions=settings.regions, keyring=keyring)
+
+
+@get(RECORDS, opt=policy(roles=EVERYONE), tags=["compliance"])
+async def record_json(
+    session: AsyncSession, principal: Principal, settings: Settings, keyring: KeyRing, slug: str
+) -> dict[str, Any]:
+    """The tenant's record of processing (GDPR Art. 30 style), generated from configuration."""
+    return await _record(session, principal, settings, keyring, slug)
+
+
+@get(RECORDS + ".html", opt=policy(roles=EVERYONE), tags=["compliance"], media_type=MediaType.HTML)
+async def record_html(
+    session: AsyncSession, principal: Principal, settings: Settings, keyring: KeyRing, slug: str
+) -> Template:
+    record = await _record(session, principal, settings, keyring, slug)
+    return Template("compliance_record.html", context={"principal": principal, "record": record})
+
+
+@get(RECORDS + ".pdf", opt=policy(roles=EVERYONE), tags=["compliance"], media_type="application/pdf")
+async def record_pdf(
+    session: AsyncSession, principal: Principal, settings: Settings, keyring: KeyRing, slug: str
+) -> Response:
+    record = await _record(session, principal, settings, keyring, slug)
+    return Response(
+        records.record_pdf(record),
+        media_type="application/pdf",
+        headers={"content-disposition": f'inline; filename="records-of-processing-{slug}.pdf"'},
+    )
+
+
+# --- compliance pages (compliance officers and platform admins only) -------------------------------
+PAGES = policy(roles=AUDITORS)
+
+
+@get("/compliance", opt=PAGES, include_in_schema=False)
+async def compliance_page(session: AsyncSession, principal: Principal, settings: Settings) -> Template:
+    """Every tenant's regions, regimes, processors, transfers and retention; open subject requests."""
+    from tenants.service import list_integrations, residency_view
+
+    rows = []
+    for tenant in await list_tenants(session, principal):
+        view = await residency_view(session, tenant)
+        rows.append(
+            {
+                "tenant": tenant,
+                "cells": {r: (settings.regions.get(r), m) for r, m in sorted(view.cells.items())},
+                "integrations": [i for i in await list_integrations(session, principal, tenant.slug)],
+                "transfers": view.transfer_mechanisms,
+            }
+        )
+    requests = [
+        (t, request_out(r, dsr_service.tenant_today(t, utcnow()))) for t, r in await dsr_service.all_requests(session)
+    ]
+    return Template(
+        "compliance_overview.html",
+        context={"principal": principal, "tenants": rows, "requests": requests, "regions": settings.regions},
+    )
+
+
+@get("/compliance/audit", opt=PAGES, include_in_schema=False)
+async def audit_search_page(
+    session: AsyncSession,
+    principal: Principal,
+    tenant: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    start: Annotated[str | None, Parameter(query="from")] = None,
+    end: Annotated[str | None, Parameter(query="to")] = None,
+) -> Template:
+    """Search the audit log by tenant (stream), actor, action and time; export the stream shown."""
+    errors = FieldCollector()
+    when_from, when_to = _when(start, "from", errors), _when(end, "to", errors)
+    entries = []
+    if not errors:
+        entries = await service.search_entries(
+            session, stream=tenant or None, actor=actor, action=action, start=when_from, end=when_to
+        )
+    streams = ["platform", *(t.slug for t in await list_tenants(session, principal))]
+    return Template(
+        "compliance_audit.html",
+        context={
+            "principal": principal,
+            "entries": [entry_out(e) for e in entries],
+            "errors": {e.field: e.message for e in errors.errors},
+            "values": {
+                "tenant": tenant or "",
+                "actor": actor or "",
+                "action": action or "",
+                "from": start or "",
+                "to": end or "",
+            },
+            "streams": streams,
+        },
+    )
+
+
+ROUTES = [
+    tenant_audit,
+    platform_audit,
+    audit_export,
+    audit_keys,
+    record_json,
+    record_html,
+    record_pdf,
+    compliance_page,
+    audit_search_page,
+    *dsr.ROUTES,
+]

@@ -171,3 +171,33 @@ async def verify_stream(session: AsyncSession, stream: str) -> ChainProblem | No
 async def list_entries(session: AsyncSession, stream: str, limit: int = 200) -> list[AuditEntry]:
     stmt = sa.select(AuditEntry).where(AuditEntry.stream == stream).order_by(AuditEntry.seq.desc()).limit(limit)
     return list((await session.scalars(stmt)).all())
+
+
+async def search_entries(
+    session: AsyncSession,
+    *,
+    stream: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 200,
+) -> list[AuditEntry]:
+    """Entries matching every given filter, newest first: ``actor`` matches a part of the actor,
+    ``action`` an exact action or a prefix ending in ``.`` (``dsr.``)."""
+    stmt = sa.select(AuditEntry)
+    if stream:
+        stmt = stmt.where(AuditEntry.stream == stream)
+    if actor:
+        stmt = stmt.where(AuditEntry.actor.contains(actor, autoescape=True))
+    if action:
+        stmt = stmt.where(
+            AuditEntry.action.startswith(action, autoescape=True)
+            if action.endswith(".")
+            else AuditEntry.action == action
+        )
+    if start is not None:
+        stmt = stmt.where(AuditEntry.ts >= start)
+    if end is not None:
+        stmt = stmt.where(AuditEntry.ts < end)
+    return list((await session.scalars(stmt.order_by(AuditEntry.ts.desc(), AuditEntry.id.desc()).limit(limit))).all())

@@ -15,7 +15,26 @@ async def audit_checkpoints(ctx: JobContext) -> int:
 
 @periodic("outbox", seconds=10)
 async def dispatch_outbox(ctx: JobContext) -> dict[str, int]:
+    import sla.webhook  # noqa: F401  (registers the SLA alert webhook handler)
     from billing.outbox.service import dispatch_due
     from control_plane.outbox_handlers import handlers
 
     return await dispatch_due(ctx.db, handlers(ctx))
+
+
+@periodic("retention_purge", seconds=3600)
+async def retention_purge(ctx: JobContext) -> int:
+    """Contact rows past their tenant's retention, per cell (audited with counts)."""
+    from compliance.retention import purge_expired_contacts
+
+    return (await purge_expired_contacts(ctx.db)).total
+
+
+@periodic("sla_status", seconds=600)
+async def sla_status(ctx: JobContext) -> int:
+    """Every active tenant's SLA status for the running month; one alert per change (sla.service)."""
+    import sla.webhook  # noqa: F401  (registers the alert webhook's outbox handler)
+    from sla.service import evaluate_all
+
+    async with ctx.db.control_transaction() as session:
+        return await evaluate_all(session)
