@@ -79,6 +79,7 @@ def create_app(
     from billing.metering import controllers as metering
     from compliance import controllers as compliance
     from control_plane import controllers as cp
+    from sla import controllers as sla
     from tenants import controllers as tenants
 
     settings = settings or load_settings()
@@ -120,7 +121,15 @@ def create_app(
         path="/static", directories=[ROOT / "control_plane" / "static"], opt={"public": True}, include_in_schema=False
     )
     app = Litestar(
-        route_handlers=[*cp.ROUTES, *tenants.ROUTES, *compliance.ROUTES, *metering.ROUTES, *invoices.ROUTES, static],
+        route_handlers=[
+            *cp.ROUTES,
+            *tenants.ROUTES,
+            *compliance.ROUTES,
+            *metering.ROUTES,
+            *invoices.ROUTES,
+            *sla.ROUTES,
+            static,
+        ],
         state=state,
         guards=[authorize],
         dependencies={

@@ -15,7 +15,6 @@ async def audit_checkpoints(ctx: JobContext) -> int:
 
 @periodic("outbox", seconds=10)
 async def dispatch_outbox(ctx: JobContext) -> dict[str, int]:
-    import sla.webhook  # noqa: F401  (registers the SLA alert webhook handler)
     from billing.outbox.service import dispatch_due
     from control_plane.outbox_handlers import handlers
 
@@ -33,7 +32,6 @@ async def retention_purge(ctx: JobContext) -> int:
 @periodic("sla_status", seconds=600)
 async def sla_status(ctx: JobContext) -> int:
     """Every active tenant's SLA status for the running month; one alert per change (sla.service)."""
-    import sla.webhook  # noqa: F401  (registers the alert webhook's outbox handler)
     from sla.service import evaluate_all
 
     async with ctx.db.control_transaction() as session:

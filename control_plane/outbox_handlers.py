@@ -14,8 +14,10 @@ HANDLER_FACTORIES: dict[str, object] = {}
 
 def _register() -> None:
     from billing.providers.handlers import FACTORIES as payments
+    from sla.webhook import alert_webhook_handler
 
     HANDLER_FACTORIES.update(payments)
+    HANDLER_FACTORIES["sla.alert_webhook"] = alert_webhook_handler
 
 
 def handlers(ctx: JobContext) -> dict[str, Handler]:

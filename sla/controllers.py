@@ -1,0 +1,110 @@
+"""SLA routes (thin): the report as JSON, page, CSV and PDF; excluded windows; calendar; alert webhook; alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get, post, put
+from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.auth import EVERYONE, ONBOARDING, STAFF, ApiScope, Principal, policy
+from control_plane.keyring import KeyRing
+from sla import charts, export, service
+
+API = "/api/v1/tenants"
+READ = policy(roles=EVERYONE, scopes=(ApiScope.sla_read,))
+
+
+@get(API + "/{slug:str}/sla", opt=READ, tags=["sla"])
+async def sla_report(session: AsyncSession, principal: Principal, slug: str, period: str | None = None) -> dict:
+    """Each SLA of the month with target, actual, met, status and credit (YYYY-MM; default: this month)."""
+    return await service.period_report(session, principal, slug, service.check_period(period))
+
+
+@get(API + "/{slug:str}/sla.csv", opt=READ, tags=["sla"])
+async def sla_csv(session: AsyncSession, principal: Principal, slug: str, period: str | None = None) -> Response:
+    report = await service.period_report(session, principal, slug, service.check_period(period))
+    name = f"sla-{report['tenant']}-{report['period']}.csv"
+    return Response(
+        export.report_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@get(API + "/{slug:str}/sla.pdf", opt=READ, tags=["sla"])
+async def sla_pdf(session: AsyncSession, principal: Principal, slug: str, period: str | None = None) -> Response:
+    report = await service.period_report(session, principal, slug, service.check_period(period))
+    name = f"sla-{report['tenant']}-{report['period']}.pdf"
+    return Response(
+        export.report_pdf(report),
+        media_type="application/pdf",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@get("/tenants/{slug:str}/sla", opt=policy(roles=EVERYONE), include_in_schema=False)
+async def sla_page(session: AsyncSession, principal: Principal, slug: str, period: str | None = None) -> Template:
+    report = await service.period_report(session, principal, slug, service.check_period(period))
+    alerts = await service.list_alerts(session, principal, slug, limit=20) if principal.is_staff else []
+    return Template(
+        template_name="sla_report.html",
+        context={"report": report, "charts": charts.report_charts(report), "principal": principal, "alerts": alerts},
+    )
+
+
+@get(API + "/{slug:str}/sla/excluded-windows", opt=policy(roles=EVERYONE), tags=["sla"])
+async def list_windows(session: AsyncSession, principal: Principal, slug: str) -> list[dict]:
+    return [service.window_json(w) for w in await service.list_excluded_windows(session, principal, slug)]
+
+
+@post(API + "/{slug:str}/sla/excluded-windows", opt=policy(roles=ONBOARDING), tags=["sla"], status_code=201)
+async def add_window(session: AsyncSession, principal: Principal, slug: str, data: dict[str, Any]) -> dict:
+    """Take whole days (tenant's zone) out of SLA measurement: force majeure or a client-caused outage."""
+    return service.window_json(await service.add_excluded_window(session, principal, slug, data))
+
+
+@post(API + "/{slug:str}/sla/excluded-windows/{window_id:str}/withdraw", opt=policy(roles=ONBOARDING), tags=["sla"])
+async def withdraw_window(session: AsyncSession, principal: Principal, slug: str, window_id: str) -> dict:
+    return service.window_json(await service.withdraw_excluded_window(session, principal, slug, window_id))
+
+
+@put(API + "/{slug:str}/sla/calendar", opt=policy(roles=ONBOARDING), tags=["sla"])
+async def put_calendar(session: AsyncSession, principal: Principal, slug: str, data: dict[str, Any]) -> dict:
+    return (await service.set_support_calendar(session, principal, slug, data)).to_json()
+
+
+@put(API + "/{slug:str}/sla/webhook", opt=policy(roles=ONBOARDING), tags=["sla"])
+async def put_webhook(
+    session: AsyncSession, principal: Principal, keyring: KeyRing, slug: str, data: dict[str, Any]
+) -> dict:
+    """Where alerts are POSTed, signed (Standard Webhooks); the secret is shown in this answer only."""
+    row, secret = await service.set_alert_webhook(session, principal, slug, data, keyring=keyring)
+    return {"url": row.url, "active": row.active, "secret": secret}
+
+
+@get(API + "/{slug:str}/sla/alerts", opt=policy(roles=STAFF), tags=["sla"])
+async def tenant_alerts(session: AsyncSession, principal: Principal, slug: str) -> list[dict]:
+    return await service.list_alerts(session, principal, slug)
+
+
+@get("/sla/alerts", opt=policy(roles=STAFF), include_in_schema=False)
+async def alerts_page(session: AsyncSession, principal: Principal) -> Template:
+    alerts = await service.list_alerts(session, principal)
+    return Template(template_name="sla_alerts.html", context={"alerts": alerts, "principal": principal})
+
+
+ROUTES = [
+    sla_report,
+    sla_csv,
+    sla_pdf,
+    sla_page,
+    list_windows,
+    add_window,
+    withdraw_window,
+    put_calendar,
+    put_webhook,
+    tenant_alerts,
+    alerts_page,
+]

@@ -1,0 +1,668 @@
+"""SLA rules over storage: the period report, status tracking with alerts, excluded windows, calendars.
+
+Data flow: rollups (control DB) -> `sla.counts.period_counts` -> `sla.evaluation.evaluate_period`
+-> `billing.rating.rate_counts` (the invoice's own path, so the report's credits are the invoice's)
+-> the report (`period_report`): each SLA with target, actual, met, status and credit, plus the
+figures beside them (percentiles, handoff rate, breakdowns, daily trend).
+
+Status through the month (`tracking_status`): a finished month is `breached` when missed and
+`on_track` otherwise. In the running month, with the month so far (num/den) and the volume
+expected for the remaining days (the daily average so far):
+- `breached`: even if every remaining contact succeeded the month would end below target;
+- `at_risk`: the month so far is below target, or the projection (the last 7 days' rate applied
+  to the remaining volume) ends below it;
+- `on_track` otherwise (and for a CSAT sample that cannot reach the minimum).
+`track_statuses` stores the status per SLA and raises one alert per change to at_risk or breached
+(in the app, and to the tenant's signed webhook through the outbox); the same status again sends
+nothing, so re-running the job is harmless. Services never commit: the request or the job does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.metering import response_rollups
+from billing.metering.models import HISTOGRAM_BOUNDS
+from billing.metering.rollups import read_rollups
+from billing.money import money_str
+from billing.outbox.service import enqueue
+from billing.rating.lines import LineKind
+from billing.rating.service import rate_counts
+from compliance.service import Actor, append_audit_entry
+from control_plane.database import utcnow
+from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
+from control_plane.keyring import KeyRing
+from control_plane.validation import parse
+from sla.calendar import BusinessCalendar
+from sla.counts import Period, day_ranges, excluded_days, period_counts, recorded_windows
+from sla.credits import service_credits
+from sla.evaluation import OutcomeStatus, SlaOutcome, evaluate_period
+from sla.models import AlertWebhook, ExcludedWindow, SlaAlert, SlaStatus, SupportCalendar
+from sla.schemas import AlertWebhookPut, ExcludedWindowCreate, SupportCalendarPut
+from sla.terms import SlaKind, SlaTerms
+from tenants import service as tenants
+from tenants.models import Tenant
+
+ON_TRACK, AT_RISK, BREACHED = "on_track", "at_risk", "breached"
+ALERT_KIND = "sla.alert_webhook"
+RECENT_DAYS = 7
+_RESOLVED = ("ai_resolved", "human_resolved")
+
+
+def rate_str(value: Fraction | None, places: int = 4) -> str | None:
+    """An exact rate shown as a decimal string, half up ("0.7123"); display only, never compared."""
+    if value is None:
+        return None
+    q = Decimal(value.numerator) / Decimal(value.denominator)
+    return str(q.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+def _frac(num: int, den: int) -> Fraction | None:
+    return Fraction(num, den) if den else None
+
+
+def local_today(tenant: Tenant, now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(ZoneInfo(tenant.timezone)).date()
+
+
+# --- status ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    status: str
+    projected: Fraction | None
+
+
+def tracking_status(
+    outcome: SlaOutcome,
+    *,
+    period: Period,
+    today: date,
+    recent: tuple[int, int] | None = None,
+    min_sample: int = 0,
+) -> Tracking:
+    """on_track / at_risk / breached for one SLA (see the module docstring); `recent` = (num, den)."""
+    target, num, den = outcome.target, outcome.numerator, outcome.denominator
+    if today >= period.end:  # the month is over: its outcome is final
+        return Tracking(BREACHED if outcome.missed else ON_TRACK, outcome.actual)
+    if today < period.first or den == 0:
+        return Tracking(ON_TRACK, None)
+    elapsed = (today - period.first).days + 1
+    remaining_den = Fraction(den, elapsed) * (period.days - elapsed)
+    recent_rate = Fraction(*recent) if recent and recent[1] else Fraction(num, den)
+    projected = (num + recent_rate * remaining_den) / (den + remaining_den)
+    if outcome.sla is SlaKind.csat and den + remaining_den < min_sample:
+        return Tracking(ON_TRACK, projected)  # the month will not reach the minimum sample
+    best = (num + remaining_den) / (den + remaining_den)
+    if best < target:
+        return Tracking(BREACHED, projected)
+    if projected < target or Fraction(num, den) < target:
+        return Tracking(AT_RISK, projected)
+    return Tracking(ON_TRACK, projected)
+
+
+# --- the report --------------------------------------------------------------------------------
+async def _rollup_sums(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    basis: str,
+    ranges: Sequence[tuple[date, date]],
+    group_by: Sequence[str],
+) -> dict[tuple, dict[str, int]]:
+    out: dict[tuple, dict[str, int]] = {}
+    for start, end in ranges:
+        for row in await read_rollups(session, tenant_id, basis=basis, start=start, end=end, group_by=group_by):
+            key = tuple(row[g] for g in group_by)
+            acc = out.setdefault(key, {})
+            for k, v in row.items():
+                if k not in group_by:
+                    acc[k] = acc.get(k, 0) + v
+    return out
+
+
+def exact_percentile(distribution: Sequence[tuple[int, int]], q: Fraction) -> int | None:
+    """Nearest-rank percentile of ``[(value, count)]`` ascending: the smallest value covering q of all."""
+    total = sum(n for _, n in distribution)
+    if not total:
+        return None
+    rank, seen = max(1, -(-q * total // 1)), 0
+    for value, n in distribution:
+        seen += n
+        if seen >= rank:
+            return value
+    return distribution[-1][0]
+
+
+def bucket_percentile(counts: Sequence[int], q: Fraction) -> int | None:
+    """Percentile from the rollup duration histogram, interpolated inside its bucket (an estimate)."""
+    total = sum(counts)
+    if not total:
+        return None
+    rank, seen = q * total, 0
+    for i, n in enumerate(counts):
+        if n and seen + n >= rank:
+            lower = HISTOGRAM_BOUNDS[i - 1] if i else 0
+            upper = HISTOGRAM_BOUNDS[i] if i < len(HISTOGRAM_BOUNDS) else lower * 2
+            return int(lower + (upper - lower) * (rank - seen) / n)
+        seen += n
+    return HISTOGRAM_BOUNDS[-1]
+
+
+def _deflection_parts(rows: Mapping[str, Mapping[str, int]], exclusions: frozenset[str]) -> tuple[int, int]:
+    ai = sum(r.get("ai_resolved", 0) for i, r in rows.items() if i not in exclusions)
+    human = sum(r.get("human_resolved", 0) for i, r in rows.items() if i not in exclusions)
+    return ai, ai + human
+
+
+async def period_outcomes(
+    session: AsyncSession, tenant: Tenant, period: Period, terms: Mapping[str, Any]
+) -> tuple[tuple[SlaOutcome, ...], Any]:
+    """The period's SLA outcomes and its rated invoice lines (usage every day; SLAs over measured days)."""
+    counts = await period_counts(session, tenant, period, terms)
+    return evaluate_period(terms, counts), rate_counts(terms, counts)
+
+
+async def period_report(
+    session: AsyncSession, actor: Any, slug: str, period: str | Period | None = None, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The SLA report of one tenant's month (the current one by default), as JSON-ready data."""
+    tenant = await tenants.find_tenant(session, actor, slug)
+    today = local_today(tenant, now)
+    p = Period.of(today) if period is None else Period.parse(period)
+    contract = await tenants.contract_in_force(session, tenant.id, p.first)
+    terms: dict[str, Any] = dict(contract.terms) if contract else {}
+    sla = SlaTerms.from_terms(terms)
+    windows = await recorded_windows(session, tenant.id, p)
+    skip = excluded_days(windows, p)
+    ranges = day_ranges(p.first, p.end, skip)
+
+    # Per day x intent x resolution, over measured days: daily trend, intent breakdown, percentiles.
+    by_day_intent = await _rollup_sums(session, tenant.id, "resolved", ranges, ("day", "intent", "resolution"))
+    daily: dict[date, dict[str, dict[str, int]]] = {}
+    res_hist = [0] * (len(HISTOGRAM_BOUNDS) + 1)
+    handoffs = resolved_total = 0
+    intents: dict[str, dict[str, int]] = {}
+    for (day, intent, resolution), row in by_day_intent.items():
+        if resolution not in _RESOLVED:
+            continue
+        d = daily.setdefault(day, {})
+        acc = d.setdefault(intent, {"ai_resolved": 0, "human_resolved": 0, "rated": 0, "satisfied": 0})
+        acc[resolution] += row["contacts"]
+        acc["rated"] += row["rated"]
+        acc["satisfied"] += row["csat_good"]
+        tot = intents.setdefault(intent, {"ai_resolved": 0, "human_resolved": 0, "rated": 0, "satisfied": 0})
+        tot[resolution] += row["contacts"]
+        tot["rated"] += row["rated"]
+        tot["satisfied"] += row["csat_good"]
+        handoffs += row["handoffs"]
+        resolved_total += row["contacts"]
+        for i in range(len(res_hist)):
+            res_hist[i] += row[f"res_b{i:02d}"]
+
+    opened_by_day = await _rollup_sums(session, tenant.id, "opened", ranges, ("day", "channel"))
+    within_by_day: dict[tuple, int] = {}
+    for target in sla.response_targets:
+        clock = response_rollups.BUSINESS if target.business_hours else response_rollups.CALENDAR
+        if clock == response_rollups.BUSINESS and await _calendar_row(session, tenant.id) is None:
+            clock = response_rollups.CALENDAR
+        within_by_day |= await response_rollups.within_limits(
+            session,
+            tenant.id,
+            clock=clock,
+            ranges=ranges,
+            limits=[(target.channel, target.first_response_seconds)],
+            by_day=True,
+        )
+
+    outcomes: tuple[SlaOutcome, ...] = ()
+    rated_invoice = None
+    if contract:
+        outcomes, rated_invoice = await period_outcomes(session, tenant, p, terms)
+    credits = service_credits(terms, outcomes, rated_invoice.usage_subtotal, tenant.currency) if contract else None
+
+    # Recent (last 7 measured days up to today) numerators and denominators per SLA, for the projection.
+    recent_days = [d for d in sorted(daily.keys() | {k[0] for k in opened_by_day}) if d <= today][-RECENT_DAYS:]
+
+    def recent_for(o: SlaOutcome) -> tuple[int, int]:
+        if o.sla is SlaKind.deflection:
+            return _sum_pairs(_deflection_parts(daily.get(d, {}), sla.deflection_exclusions) for d in recent_days)
+        if o.sla is SlaKind.csat:
+            return _sum_pairs(
+                (
+                    sum(r["satisfied"] for r in daily.get(d, {}).values()),
+                    sum(r["rated"] for r in daily.get(d, {}).values()),
+                )
+                for d in recent_days
+            )
+        return _sum_pairs(
+            (
+                within_by_day.get((o.channel, o.first_response_seconds, d), 0),
+                opened_by_day.get((d, o.channel), {}).get("contacts", 0),
+            )
+            for d in recent_days
+        )
+
+    slas = []
+    for o in outcomes:
+        track = tracking_status(o, period=p, today=today, recent=recent_for(o), min_sample=sla.csat_min_sample)
+        credit = credits.credit_for(o.key) if credits else None
+        slas.append(
+            {
+                "sla": o.key,
+                "kind": str(o.sla),
+                "channel": o.channel,
+                "first_response_seconds": o.first_response_seconds,
+                "business_hours": next(
+                    (t.business_hours for t in sla.response_targets if t.channel == o.channel), False
+                )
+                if o.sla is SlaKind.response
+                else None,
+                "target": rate_str(o.target),
+                "actual": rate_str(o.actual),
+                "numerator": o.numerator,
+                "denominator": o.denominator,
+                "outcome": str(o.status),
+                "met": None if o.status in (OutcomeStatus.no_data, OutcomeStatus.insufficient_sample) else not o.missed,
+                "status": track.status,
+                "projected": rate_str(track.projected),
+                "credit": {
+                    "percent": rate_str(credit.percent, 4) if credit else "0.0000",
+                    "amount": credit.amount_str(tenant.currency) if credit else money_str(Decimal(0), tenant.currency),
+                },
+            }
+        )
+
+    credit_lines = rated_invoice.lines_of(LineKind.sla_credit) if rated_invoice else ()
+    days = []
+    for i in range(p.days):
+        day = p.first + timedelta(days=i)
+        rows = daily.get(day, {})
+        ai, den = _deflection_parts(rows, sla.deflection_exclusions)
+        sat, rated = sum(r["satisfied"] for r in rows.values()), sum(r["rated"] for r in rows.values())
+        days.append(
+            {
+                "day": day.isoformat(),
+                "excluded": day in skip,
+                "resolved": sum(r["ai_resolved"] + r["human_resolved"] for r in rows.values()),
+                "deflection": rate_str(_frac(ai, den)),
+                "csat": rate_str(_frac(sat, rated)),
+                "response": {
+                    t.channel: rate_str(
+                        _frac(
+                            within_by_day.get((t.channel, t.first_response_seconds, day), 0),
+                            opened_by_day.get((day, t.channel), {}).get("contacts", 0),
+                        )
+                    )
+                    for t in sla.response_targets
+                },
+            }
+        )
+
+    frt_dist = await response_rollups.distribution(session, tenant.id, clock=response_rollups.CALENDAR, ranges=ranges)
+    opened_total = sum(r["contacts"] for r in opened_by_day.values())
+    return {
+        "tenant": tenant.slug,
+        "tenant_name": tenant.name,
+        "period": p.label,
+        "previous_period": p.previous().label,
+        "next_period": p.next().label,
+        "timezone": tenant.timezone,
+        "currency": tenant.currency,
+        "as_of": min(today, p.end - timedelta(days=1)).isoformat(),
+        "complete": today >= p.end,
+        "contract_version": contract.version if contract else None,
+        "excluded_windows": [window_json(w) for w in windows],
+        "slas": slas,
+        "credits": {
+            "usage_subtotal": money_str(rated_invoice.usage_subtotal, tenant.currency) if rated_invoice else None,
+            "lines": [
+                {"sla": line.sla, "description": line.description, "amount": money_str(line.amount, tenant.currency)}
+                for line in credit_lines
+            ],
+            "total": money_str(sum((line.amount for line in credit_lines), Decimal(0)), tenant.currency),
+            "capped": bool(credits and credits.capped),
+        },
+        "metrics": {
+            "contacts_opened": opened_total,
+            "contacts_resolved": resolved_total,
+            "handoff_rate": rate_str(_frac(handoffs, resolved_total)),
+            "first_response_p50_seconds": exact_percentile(frt_dist, Fraction(1, 2)),
+            "first_response_p90_seconds": exact_percentile(frt_dist, Fraction(9, 10)),
+            "resolution_p50_seconds": bucket_percentile(res_hist, Fraction(1, 2)),
+            "resolution_p90_seconds": bucket_percentile(res_hist, Fraction(9, 10)),
+        },
+        "breakdowns": {
+            "intent": _breakdown(intents, sla.deflection_exclusions),
+            **(await _dimension_breakdowns(session, tenant.id, ranges, sla.deflection_exclusions)),
+        },
+        "daily": days,
+    }
+
+
+def _sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    a = b = 0
+    for x, y in pairs:
+        a, b = a + x, b + y
+    return a, b
+
+
+def _breakdown(rows: Mapping[str, Mapping[str, int]], exclusions: frozenset[str] = frozenset()) -> list[dict]:
+    out = []
+    for key, r in rows.items():
+        resolved = r["ai_resolved"] + r["human_resolved"]
+        out.append(
+            {
+                "key": key,
+                "resolved": resolved,
+                "ai_resolved": r["ai_resolved"],
+                "human_resolved": r["human_resolved"],
+                "deflection": rate_str(_frac(r["ai_resolved"], resolved)),
+                "excluded_from_deflection": key in exclusions,
+                "rated": r["rated"],
+                "csat": rate_str(_frac(r["satisfied"], r["rated"])),
+            }
+        )
+    return sorted(out, key=lambda x: (-x["resolved"], x["key"]))
+
+
+async def _dimension_breakdowns(
+    session: AsyncSession, tenant_id: uuid.UUID, ranges: Sequence[tuple[date, date]], exclusions: frozenset[str]
+) -> dict[str, list[dict]]:
+    out = {}
+    for dim in ("language", "channel"):
+        rows: dict[str, dict[str, int]] = {}
+        for (key, resolution), row in (
+            await _rollup_sums(session, tenant_id, "resolved", ranges, (dim, "resolution"))
+        ).items():
+            if resolution not in _RESOLVED:
+                continue
+            acc = rows.setdefault(key, {"ai_resolved": 0, "human_resolved": 0, "rated": 0, "satisfied": 0})
+            acc[resolution] += row["contacts"]
+            acc["rated"] += row["rated"]
+            acc["satisfied"] += row["csat_good"]
+        out[dim] = _breakdown(rows)
+    return out
+
+
+# --- tracking and alerts -----------------------------------------------------------------------
+async def track_statuses(
+    session: AsyncSession, tenant: Tenant, report: Mapping[str, Any], *, now: datetime | None = None
+) -> list[SlaAlert]:
+    """Store each SLA's status; one alert (in-app + webhook via the outbox) per change to at_risk/breached."""
+    now = now or utcnow()
+    period = report["period"]
+    stored = {
+        s.sla: s
+        for s in (
+            await session.scalars(
+                sa.select(SlaStatus).where(SlaStatus.tenant_id == tenant.id, SlaStatus.period == period)
+            )
+        ).all()
+    }
+    webhook = await session.get(AlertWebhook, tenant.id)
+    alerts: list[SlaAlert] = []
+    for item in report["slas"]:
+        current = stored.get(item["sla"])
+        previous = current.status if current else None
+        if current is None:
+            session.add(
+                SlaStatus(
+                    tenant_id=tenant.id,
+                    period=period,
+                    sla=item["sla"],
+                    status=item["status"],
+                    evaluated_at=now,
+                    changed_at=now,
+                )
+            )
+        else:
+            current.evaluated_at = now
+            if current.status == item["status"]:
+                continue
+            current.status, current.changed_at = item["status"], now
+        if item["status"] not in (AT_RISK, BREACHED) or previous == item["status"]:
+            continue
+        alert = SlaAlert(
+            tenant_id=tenant.id,
+            period=period,
+            sla=item["sla"],
+            previous_status=previous,
+            status=item["status"],
+            actual=item["actual"],
+            projected=item["projected"],
+            target=item["target"],
+            message=_alert_message(tenant, period, item, previous),
+            created_at=now,
+        )
+        session.add(alert)
+        await session.flush()
+        alerts.append(alert)
+        if webhook is not None and webhook.active:
+            await enqueue(
+                session,
+                kind=ALERT_KIND,
+                payload={"tenant_id": str(tenant.id), "alert_id": alert.id, "event": alert_event(tenant, alert)},
+                idempotency_key=f"sla-alert:{alert.id}",
+                now=now,
+            )
+    await session.flush()
+    return alerts
+
+
+def _alert_message(tenant: Tenant, period: str, item: Mapping[str, Any], previous: str | None) -> str:
+    what = f"{item['sla']} SLA of {tenant.slug} for {period}"
+    figures = f"actual {item['actual'] or 'n/a'}, projected {item['projected'] or 'n/a'}, target {item['target']}"
+    change = f"{previous or 'new'} → {item['status']}"
+    return f"{what}: {change} ({figures})"
+
+
+def alert_event(tenant: Tenant, alert: SlaAlert) -> dict[str, Any]:
+    return {
+        "type": f"sla.{alert.status}",
+        "tenant": tenant.slug,
+        "period": alert.period,
+        "sla": alert.sla,
+        "previous_status": alert.previous_status,
+        "status": alert.status,
+        "actual": alert.actual,
+        "projected": alert.projected,
+        "target": alert.target,
+        "message": alert.message,
+        "created_at": alert.created_at.isoformat(),
+    }
+
+
+async def evaluate_tenant(session: AsyncSession, tenant: Tenant, *, now: datetime | None = None) -> list[SlaAlert]:
+    """Evaluate the tenant's running month and track its statuses (the periodic job, per tenant)."""
+    report = await period_report(session, None, tenant.slug, now=now)
+    return await track_statuses(session, tenant, report, now=now)
+
+
+async def evaluate_all(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """Every active tenant's running month; returns the number of alerts raised."""
+    active = (await session.scalars(sa.select(Tenant).where(Tenant.status == "active").order_by(Tenant.slug))).all()
+    raised = 0
+    for tenant in active:
+        raised += len(await evaluate_tenant(session, tenant, now=now))
+    return raised
+
+
+async def list_alerts(session: AsyncSession, actor: Any, slug: str | None = None, limit: int = 100) -> list[dict]:
+    stmt = sa.select(SlaAlert, Tenant.slug).join(Tenant, Tenant.id == SlaAlert.tenant_id)
+    if slug is not None:
+        tenant = await tenants.find_tenant(session, actor, slug)
+        stmt = stmt.where(SlaAlert.tenant_id == tenant.id)
+    elif actor is not None and actor.tenant_bound:
+        stmt = stmt.where(SlaAlert.tenant_id == actor.tenant_id)
+    rows = await session.execute(stmt.order_by(SlaAlert.id.desc()).limit(limit))
+    return [
+        {
+            "id": a.id,
+            "tenant": s,
+            "period": a.period,
+            "sla": a.sla,
+            "previous_status": a.previous_status,
+            "status": a.status,
+            "actual": a.actual,
+            "projected": a.projected,
+            "target": a.target,
+            "message": a.message,
+            "created_at": a.created_at.isoformat(),
+        }
+        for a, s in rows.tuples()
+    ]
+
+
+# --- excluded windows --------------------------------------------------------------------------
+def window_json(w: ExcludedWindow) -> dict[str, Any]:
+    return {
+        "id": str(w.id),
+        "first_day": w.first_day.isoformat(),
+        "last_day": w.last_day.isoformat(),
+        "kind": w.kind,
+        "reason": w.reason,
+        "created_at": w.created_at.isoformat(),
+        "created_by": w.created_by,
+        "withdrawn_at": w.withdrawn_at.isoformat() if w.withdrawn_at else None,
+    }
+
+
+async def add_excluded_window(session: AsyncSession, actor: Actor, slug: str, data: Any) -> ExcludedWindow:
+    """Record days taken out of SLA measurement (audited). Days are whole days in the tenant's zone."""
+    tenant = await tenants.find_tenant(session, actor, slug)
+    spec = parse(ExcludedWindowCreate, data)
+    window = ExcludedWindow(
+        tenant_id=tenant.id,
+        first_day=spec.first_day,
+        last_day=spec.last_day,
+        kind=spec.kind,
+        reason=spec.reason,
+        created_at=utcnow(),
+        created_by=actor.actor,
+    )
+    session.add(window)
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=tenant.slug,
+        actor=actor,
+        action="sla.excluded_window_added",
+        target=f"tenant:{tenant.slug}/sla/excluded-windows/{window.id}",
+        data=spec.model_dump(mode="json"),
+    )
+    return window
+
+
+async def withdraw_excluded_window(session: AsyncSession, actor: Actor, slug: str, window_id: str) -> ExcludedWindow:
+    tenant = await tenants.find_tenant(session, actor, slug)
+    try:
+        wid = uuid.UUID(window_id)
+    except ValueError:
+        raise NotFound(f"no excluded window {window_id!r}") from None
+    window = await session.get(ExcludedWindow, wid)
+    if window is None or window.tenant_id != tenant.id:
+        raise NotFound(f"no excluded window {window_id!r}")
+    if window.withdrawn_at is not None:
+        raise Conflict("this excluded window was withdrawn already", code="already_withdrawn")
+    window.withdrawn_at, window.withdrawn_by = utcnow(), actor.actor
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=tenant.slug,
+        actor=actor,
+        action="sla.excluded_window_withdrawn",
+        target=f"tenant:{tenant.slug}/sla/excluded-windows/{window.id}",
+        data={"first_day": window.first_day, "last_day": window.last_day},
+    )
+    return window
+
+
+async def list_excluded_windows(session: AsyncSession, actor: Any, slug: str) -> list[ExcludedWindow]:
+    tenant = await tenants.find_tenant(session, actor, slug)
+    stmt = sa.select(ExcludedWindow).where(ExcludedWindow.tenant_id == tenant.id).order_by(ExcludedWindow.first_day)
+    return list((await session.scalars(stmt)).all())
+
+
+# --- support calendar --------------------------------------------------------------------------
+async def _calendar_row(session: AsyncSession, tenant_id: uuid.UUID) -> SupportCalendar | None:
+    return await session.get(SupportCalendar, tenant_id)
+
+
+async def set_support_calendar(session: AsyncSession, actor: Actor, slug: str, data: Any) -> BusinessCalendar:
+    """Set the tenant's weekly hours and holidays (audited). Business-hours response times are computed
+    at ingest: run ``bpoctl rollups rebuild --tenant SLUG`` to recount contacts stored before the change."""
+    tenant = await tenants.find_tenant(session, actor, slug)
+    spec = parse(SupportCalendarPut, data)
+    weekly = {day: [[a, b] for a, b in spans] for day, spans in spec.weekly.items()}
+    holidays = sorted(d.isoformat() for d in spec.holidays)
+    row = await _calendar_row(session, tenant.id)
+    if row is None:
+        row = SupportCalendar(tenant_id=tenant.id)
+        session.add(row)
+    row.timezone, row.weekly, row.holidays = tenant.timezone, weekly, holidays
+    row.updated_at, row.updated_by = utcnow(), actor.actor
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=tenant.slug,
+        actor=actor,
+        action="sla.support_calendar_set",
+        target=f"tenant:{tenant.slug}/sla/calendar",
+        data={"timezone": tenant.timezone, "weekly": weekly, "holidays": holidays},
+    )
+    return BusinessCalendar.from_json(tenant.timezone, weekly, holidays)
+
+
+# --- alert webhook -----------------------------------------------------------------------------
+def webhook_aad(tenant_id: uuid.UUID) -> str:
+    return f"tenant:{tenant_id}:sla_alert_webhook"
+
+
+async def set_alert_webhook(
+    session: AsyncSession, actor: Actor, slug: str, data: Any, *, keyring: KeyRing
+) -> tuple[AlertWebhook, str]:
+    """Set where alerts go; returns the signing secret (shown once; sealed by the key ring at rest)."""
+    import secrets as _secrets
+
+    tenant = await tenants.find_tenant(session, actor, slug)
+    spec = parse(AlertWebhookPut, data)
+    secret = spec.secret or f"whsec_{_secrets.token_urlsafe(32)}"
+    row = await session.get(AlertWebhook, tenant.id)
+    if row is None:
+        row = AlertWebhook(tenant_id=tenant.id)
+        session.add(row)
+    row.url, row.active = str(spec.url), spec.active
+    row.secret = keyring.encrypt(secret, webhook_aad(tenant.id))
+    row.updated_at, row.updated_by = utcnow(), actor.actor
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=tenant.slug,
+        actor=actor,
+        action="sla.alert_webhook_set",
+        target=f"tenant:{tenant.slug}/sla/webhook",
+        data={"url": row.url, "active": row.active, "secret_rotated": True},
+    )
+    return row, secret
+
+
+def alert_webhook_secret(row: AlertWebhook, keyring: KeyRing) -> str:
+    return keyring.decrypt(row.secret, webhook_aad(row.tenant_id)).decode()
+
+
+def check_period(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Period.parse(value).label
+    except InvalidInput:
+        raise InvalidInput([FieldError("period", f"{value!r} is not a month as YYYY-MM")]) from None
