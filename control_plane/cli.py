@@ -334,5 +334,19 @@ def bench_ingest(as_json: bool, database: str | None, contacts: int, concurrency
 # --- end metering -----------------------------------------------------------------------------
 
 
+@bench.command("sla")
+@click.option("--json", "as_json", is_flag=True, help="end with one JSON line of the figures")
+@click.option("--contacts", type=int, default=200_000, show_default=True)
+@click.option("--runs", type=int, default=20, show_default=True, help="timed report runs after one warm-up")
+def bench_sla(as_json: bool, contacts: int, runs: int) -> None:
+    """Median latency of the SLA report of a tenant with N contacts in one month (SQLite)."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.benchmarks.sla import run_benchmark
+
+    run_benchmark(contacts=contacts, runs=runs, as_json=as_json, echo=click.echo)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
