@@ -95,7 +95,7 @@ class StripeProvider:
             )
         except (stripe.SignatureVerificationError, ValueError) as exc:
             raise WebhookRefused(str(exc)) from exc
-        obj = event.data.object
+        obj = event.data.object.to_dict()
         metadata = obj.get("metadata") or {}
         return PaymentEvent(
             event_id=event.id,

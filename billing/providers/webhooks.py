@@ -40,8 +40,9 @@ async def receive(
             outcome="received",
         )
         .on_conflict_do_nothing()
+        .returning(table.c.event_id)
     )
-    if stored.rowcount != 1:
+    if stored.scalar() is None:
         return {"event_id": event.event_id, "duplicate": True, "outcome": "ignored"}
     outcome = "ignored"
     if event.paid and invoice is not None:

@@ -1,0 +1,97 @@
+"""A fake Stripe API (customers, search, invoices, invoice items, finalize) with idempotency keys.
+
+A request that repeats an ``Idempotency-Key`` gets the first response again and creates nothing,
+as Stripe does. Webhook deliveries are signed like Stripe's (``t=…,v1=HMAC-SHA256``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from tests.fakes.http import FakeServer
+
+
+def _form(body: bytes) -> dict[str, Any]:
+    """Stripe's form encoding (``metadata[invoice_id]=…``) as a nested dict."""
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(body.decode(), keep_blank_values=True):
+        parts = re.findall(r"[^\[\]]+", key)
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+class FakeStripe(FakeServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids = itertools.count(1)
+        self.customers: dict[str, dict] = {}
+        self.invoices: dict[str, dict] = {}
+        self.items: dict[str, dict] = {}
+        self.replies: dict[str, tuple[int, Any]] = {}
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}_{next(self.ids):06d}"
+
+    def route(self, method, path, query, headers, body):
+        if headers.get("authorization", "") != "Bearer sk_test_fake":
+            return 401, {"error": {"message": "bad key", "type": "invalid_request_error"}}
+        key = headers.get("idempotency-key")
+        if method == "POST" and key and key in self.replies:
+            return self.replies[key]
+        reply = self._route(method, path, query, _form(body) if method == "POST" else {})
+        if method == "POST" and key:
+            self.replies[key] = reply
+        return reply
+
+    def _route(self, method, path, query, form):
+        if method == "GET" and path == "/v1/customers/search":
+            match = re.match(r"metadata\['tenant'\]:'(.+)'", query.get("query", ""))
+            found = [c for c in self.customers.values() if match and c["metadata"].get("tenant") == match[1]]
+            return 200, {"object": "search_result", "data": found, "has_more": False, "url": path}
+        if method == "POST" and path == "/v1/customers":
+            cid = self._id("cus")
+            self.customers[cid] = {"id": cid, "object": "customer", "name": form.get("name"),
+                                   "metadata": form.get("metadata", {})}  # fmt: skip
+            return 200, self.customers[cid]
+        if method == "POST" and path == "/v1/invoices":
+            iid = self._id("in")
+            self.invoices[iid] = {
+                "id": iid, "object": "invoice", "status": "draft", "customer": form["customer"],
+                "currency": form["currency"], "metadata": form.get("metadata", {}), "total": 0,
+            }  # fmt: skip
+            return 200, self.invoices[iid]
+        if method == "POST" and path == "/v1/invoiceitems":
+            invoice = self.invoices[form["invoice"]]
+            if invoice["status"] != "draft":
+                return 400, {"error": {"message": "invoice is not a draft", "type": "invalid_request_error"}}
+            ii = self._id("ii")
+            self.items[ii] = {"id": ii, "object": "invoiceitem", "invoice": form["invoice"],
+                              "amount": int(form["amount"]), "description": form.get("description")}  # fmt: skip
+            invoice["total"] += int(form["amount"])
+            return 200, self.items[ii]
+        match = re.fullmatch(r"/v1/invoices/(in_\d+)/finalize", path)
+        if method == "POST" and match:
+            invoice = self.invoices[match[1]]
+            invoice["status"] = "open"
+            return 200, invoice
+        return 404, {"error": {"message": f"no route {method} {path}", "type": "invalid_request_error"}}
+
+    def items_of(self, invoice_id: str) -> list[dict]:
+        return [i for i in self.items.values() if i["invoice"] == invoice_id]
+
+    @staticmethod
+    def signed_event(secret: str, event_id: str, event_type: str, obj: dict) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps({"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}}).encode()
+        ts = int(time.time())
+        sig = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        return body, {"Stripe-Signature": f"t={ts},v1={sig}", "Content-Type": "application/json"}
