@@ -36,3 +36,13 @@ async def sla_status(ctx: JobContext) -> int:
 
     async with ctx.db.control_transaction() as session:
         return await evaluate_all(session)
+
+
+@periodic("draft_invoices", seconds=3600)
+async def draft_invoices(ctx: JobContext) -> dict[str, int]:
+    """Draft (or refresh) last month's invoice of every active tenant once its period has settled plus grace."""
+    from billing.invoices.service import draft_due_invoices
+    from compliance.service import SystemActor
+    from control_plane.database import utcnow
+
+    return await draft_due_invoices(ctx.db.control_transaction, SystemActor("scheduler", "system"), now=utcnow())
