@@ -348,5 +348,20 @@ def bench_sla(as_json: bool, contacts: int, runs: int) -> None:
     run_benchmark(contacts=contacts, runs=runs, as_json=as_json, echo=click.echo)
 
 
+# --- compliance -------------------------------------------------------------------------------
+@bench.command("audit-export")
+@click.option("--json", "as_json", is_flag=True, help="end with one JSON line of the figures")
+@click.option("--entries", type=int, default=1_000_000, show_default=True)
+@click.option("--database", default=None, help="a PostgreSQL URL (fresh databases are made beside it); default SQLite")
+def bench_audit_export(as_json: bool, entries: int, database: str | None) -> None:
+    """Stream an N-entry audit export from a real server and sample its RSS (acceptance: < 50 MB growth)."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.benchmarks.audit_export import run_benchmark
+
+    run_benchmark(entries=entries, database=database, as_json=as_json, echo=click.echo)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
