@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.metering import response_rollups
 from billing.metering.models import (
     BUCKETS,
     DIMENSIONS,
@@ -33,6 +34,7 @@ from billing.metering.models import (
     RollupReceipt,
 )
 from control_plane.database import Databases, utcnow
+from sla.calendar import BusinessCalendar, load_calendar
 
 Key = tuple[str, date, str, str, str, str]  # basis, day, channel, intent, language, resolution
 Vector = list[int]
@@ -96,6 +98,16 @@ def _dense(stored: dict[str, int] | list[int]) -> Vector:
     return vector
 
 
+def contact_parts(zone: ZoneInfo, calendar: BusinessCalendar | None = None, **contact: Any) -> list:
+    """`contribution` plus the contact's first-response rows (keys starting with ``"frt"``,
+    see `response_rollups`); ``calendar`` is the tenant's support calendar, for business hours."""
+    parts: list = contribution(zone, **contact)
+    day = contact["opened_at"].astimezone(zone).date()
+    return parts + response_rollups.frt_parts(
+        day, contact["channel"], contact["opened_at"], contact["first_response_at"], calendar
+    )
+
+
 class DeltaSum:
     """Rollup deltas of one batch, summed in memory before they touch a database."""
 
@@ -115,11 +127,21 @@ class DeltaSum:
         return [(k, v) for k, v in self.rows.items() if any(v)]
 
     def to_json(self) -> list[list[Any]]:
-        return [[*k[:1], k[1].isoformat(), *k[2:], _sparse(v)] for k, v in self.nonzero()]
+        # A first-response row carries one count (measure 0), so only that travels.
+        return [
+            [*k[:1], k[1].isoformat(), *k[2:], v[:1] if response_rollups.is_frt_key(k) else _sparse(v)]
+            for k, v in self.nonzero()
+        ]
 
     @staticmethod
     def from_json(rows: Sequence[Sequence[Any]]) -> list[tuple[Key, Vector]]:
-        return [((r[0], date.fromisoformat(r[1]), r[2], r[3], r[4], r[5]), _dense(r[6])) for r in rows]
+        out: list[tuple[Key, Vector]] = []
+        for r in rows:
+            if response_rollups.is_frt_key(r):
+                out.append((response_rollups.key_from_json(r), [*r[5], *[0] * (N - 1)]))
+            else:
+                out.append(((r[0], date.fromisoformat(r[1]), r[2], r[3], r[4], r[5]), _dense(r[6])))
+        return out
 
 
 _COLUMNS = ("tenant_id", *DIMENSIONS, *MEASURES)
@@ -139,6 +161,8 @@ def _upsert_sql(dialect: str) -> str:
 
 async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequence[tuple[Key, Vector]]) -> None:
     """Add delta rows to the control rollups (one executemany); rows left at zero are removed."""
+    await response_rollups.add_rows(session, tenant_id, [(k, v[0]) for k, v in rows if response_rollups.is_frt_key(k)])
+    rows = [(k, v) for k, v in rows if not response_rollups.is_frt_key(k)]
     if not rows:
         return
     dialect = session.bind.dialect.name
@@ -207,12 +231,14 @@ RECOUNT_COLUMNS = (
 async def recount(db: Databases, tenant_id: uuid.UUID, timezone: str) -> dict[Key, Vector]:
     """The tenant's rollups computed from scratch from the contacts of every cell."""
     zone = ZoneInfo(timezone)
+    async with db.control_session() as session:
+        calendar = await load_calendar(session, tenant_id)
     total = DeltaSum()
     for region in db.cells:
         async with db.cell_session(region) as cell:
             result = await cell.stream(sa.select(*RECOUNT_COLUMNS).where(Contact.tenant_id == tenant_id))
             async for row in result:
-                total.add(contribution(zone, **row._mapping), 1)
+                total.add(contact_parts(zone, calendar, **row._mapping), 1)
     return dict(total.nonzero())
 
 
@@ -224,6 +250,8 @@ async def stored_rollups(session: AsyncSession, tenant_id: uuid.UUID) -> dict[Ke
         vector = [int(row[m]) for m in MEASURES]
         if any(vector):
             out[key] = vector
+    for key, contacts in (await response_rollups.stored_rows(session, tenant_id)).items():
+        out[key] = [contacts, *[0] * (N - 1)]
     return out
 
 
@@ -237,7 +265,10 @@ async def rebuild(db: Databases, tenant_id: uuid.UUID, timezone: str) -> int:
         async with db.cell_session(region) as cell, cell.begin():
             await cell.execute(sa.delete(RollupDelta).where(RollupDelta.tenant_id == tenant_id))
     rows = await recount(db, tenant_id, timezone)
+    frt = [(k, v[0]) for k, v in rows.items() if response_rollups.is_frt_key(k)]
+    rows = {k: v for k, v in rows.items() if not response_rollups.is_frt_key(k)}
     async with db.control_transaction() as session:
+        await response_rollups.replace_rows(session, tenant_id, frt)
         await session.execute(sa.delete(ROLLUP).where(ROLLUP.c.tenant_id == tenant_id))
         if rows:
             await session.execute(
@@ -251,7 +282,7 @@ async def rebuild(db: Databases, tenant_id: uuid.UUID, timezone: str) -> int:
                     for k, v in rows.items()
                 ],
             )
-    return len(rows)
+    return len(rows) + len(frt)
 
 
 # --- reading ----------------------------------------------------------------------------------
