@@ -363,5 +363,21 @@ def bench_audit_export(as_json: bool, entries: int, database: str | None) -> Non
     run_benchmark(entries=entries, database=database, as_json=as_json, echo=click.echo)
 
 
+# --- billing ----------------------------------------------------------------------------------
+@bench.command("invoices")
+@click.option("--json", "as_json", is_flag=True, help="end with one JSON line of the figures")
+@click.option("--database", default=None, help="a PostgreSQL URL (fresh databases are made beside it); default SQLite")
+@click.option("--tenants", type=int, default=1000, show_default=True)
+@click.option("--contacts", type=int, default=2000, show_default=True, help="contacts per tenant in the period")
+def bench_invoices(as_json: bool, database: str | None, tenants: int, contacts: int) -> None:
+    """Draft one period for N tenants from their rollups; compare with one SQL aggregate over them."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.benchmarks.invoices import run_benchmark
+
+    run_benchmark(database=database, tenants=tenants, contacts=contacts, as_json=as_json, echo=click.echo)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

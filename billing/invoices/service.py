@@ -20,10 +20,10 @@ from billing.invoices.adjustments import pending_adjustments
 from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
 from billing.invoices.numbering import formatted, next_number
 from billing.invoices.periods import Period, parse_period, settles_at
-from billing.invoices.schemas import lines_json
+from billing.invoices.schemas import line_of, lines_json
 from billing.money import from_minor_units, money_str, round_minor, to_decimal, to_minor_units
 from billing.outbox.service import enqueue
-from billing.rating import LineKind, rate_counts
+from billing.rating import LineKind, RatedInvoice, rate_counts
 from compliance.service import Actor, append_audit_entry
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from sla.counts import period_counts
@@ -149,7 +149,10 @@ async def draft_invoice(session: AsyncSession, actor: Actor, slug: str, period_l
     }
     if invoice is not None:
         before = lines_json(invoice)
-        if before == rated.as_json() and invoice.contract_version == contract.version:
+        # Compared as stored (prices in the currency's places, descriptions cut to the column), so an
+        # unchanged period is recognised whatever the contract's spelling of a price ("1.45" vs "1.450").
+        after = RatedInvoice(rated.currency, tuple(line_of(row, rated.currency) for row in rows)).as_json()
+        if before == after and invoice.contract_version == contract.version:
             return invoice, False
         invoice.previous_draft = before
         invoice.drafts += 1
