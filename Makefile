@@ -43,8 +43,12 @@ migrate: install
 check: migrate
 	$(VENV)/bin/bpoctl db check
 
+## Every benchmark, each printing its figures (and the ratio to the raw insert rate of the same run).
 bench: install
-	$(VENV)/bin/bpoctl bench
+	$(VENV)/bin/bpoctl bench ingest
+	$(VENV)/bin/bpoctl bench invoices
+	$(VENV)/bin/bpoctl bench sla
+	$(VENV)/bin/bpoctl bench audit-export
 
 clean:
 	rm -rf $(VENV) .tools test-output
