@@ -7,6 +7,7 @@ clock). A finalized invoice never changes: each route that would change one gets
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import asdict
 from datetime import datetime
@@ -29,6 +30,8 @@ from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from sla.counts import period_counts
 from tenants.models import Tenant
 from tenants.service import contract_in_force, find_tenant
+
+log = logging.getLogger(__name__)
 
 SEND_INVOICE = "payments.send_invoice"
 OPEN = "draft"
@@ -314,27 +317,34 @@ async def draft_due_invoices(session_factory, actor: Actor, *, now: datetime) ->
     """
     from billing.invoices.periods import period_at
 
-    done = {"drafted": 0, "unchanged": 0, "not_settled": 0, "skipped": 0}
+    done = {"drafted": 0, "unchanged": 0, "not_settled": 0, "skipped": 0, "failed": 0}
     async with session_factory() as session:
         tenants = list(
             (await session.execute(sa.select(Tenant.slug, Tenant.timezone).where(Tenant.status == "active"))).all()
         )
     for slug, timezone in tenants:
         period: Period = period_at(now, timezone).previous()
-        async with session_factory() as session:
-            tenant_id = await session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug))
-            existing = await session.scalar(
-                sa.select(Invoice.status).where(Invoice.tenant_id == tenant_id, Invoice.period == period.label)
-            )
-            if existing not in (None, OPEN) or await contract_in_force(session, tenant_id, period.first_day) is None:
-                done["skipped"] += 1
-                continue
-            try:
-                _, changed = await draft_invoice(session, actor, slug, period.label, now=now)
-            except Conflict as exc:
-                if exc.code != "period_not_settled":
-                    raise
-                done["not_settled"] += 1
-                continue
-            done["drafted" if changed else "unchanged"] += 1
+        try:
+            outcome = await _draft_due(session_factory, actor, slug, period, now=now)
+        except Exception:  # this tenant's transaction is rolled back; the others go on
+            log.exception("draft_invoices: %s %s failed", slug, period.label)
+            outcome = "failed"
+        done[outcome] += 1
     return done
+
+
+async def _draft_due(session_factory, actor: Actor, slug: str, period: Period, *, now: datetime) -> str:
+    async with session_factory() as session:
+        tenant_id = await session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug))
+        existing = await session.scalar(
+            sa.select(Invoice.status).where(Invoice.tenant_id == tenant_id, Invoice.period == period.label)
+        )
+        if existing not in (None, OPEN) or await contract_in_force(session, tenant_id, period.first_day) is None:
+            return "skipped"
+        try:
+            _, changed = await draft_invoice(session, actor, slug, period.label, now=now)
+        except Conflict as exc:
+            if exc.code != "period_not_settled":
+                raise
+            return "not_settled"
+        return "drafted" if changed else "unchanged"
