@@ -182,6 +182,7 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
     """
     from compliance import checkpoints
     from control_plane.database import Databases
+    from sla import service as sla
     from tenants import service as tenants
 
     keyring.add_key()
@@ -191,6 +192,7 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
         async with dbs.control_transaction() as session:
             changed = await tenants.reencrypt_secrets(session, keyring)
             changed += await checkpoints.reseal_signing_keys(session, keyring)
+            changed += await sla.reseal_webhook_secrets(session, keyring)
             new_key, old_keys = await checkpoints.rotate_signing_key(session, keyring)
             await append_audit_entry(
                 session,
@@ -204,6 +206,7 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
         if not keep_old:
             async with dbs.control_session() as session:
                 in_use = await tenants.key_ids_in_use(session) | await checkpoints.signing_key_ids_in_use(session)
+                in_use |= await sla.webhook_key_ids_in_use(session)
             retired = keyring.retire_except(in_use)
             keyring.save(settings.keyring_path)
     finally:

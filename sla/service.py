@@ -33,7 +33,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import response_rollups
 from billing.metering.models import HISTOGRAM_BOUNDS
-from billing.metering.rollups import read_rollups
 from billing.money import money_str
 from billing.outbox.service import enqueue
 from billing.rating.lines import LineKind
@@ -43,6 +42,7 @@ from control_plane.database import utcnow
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from control_plane.keyring import KeyRing
 from control_plane.validation import parse
+from sla import report_rollups
 from sla.calendar import BusinessCalendar
 from sla.counts import Period, day_ranges, excluded_days, period_counts, recorded_windows
 from sla.credits import service_credits
@@ -111,24 +111,6 @@ def tracking_status(
 
 
 # --- the report --------------------------------------------------------------------------------
-async def _rollup_sums(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    basis: str,
-    ranges: Sequence[tuple[date, date]],
-    group_by: Sequence[str],
-) -> dict[tuple, dict[str, int]]:
-    out: dict[tuple, dict[str, int]] = {}
-    for start, end in ranges:
-        for row in await read_rollups(session, tenant_id, basis=basis, start=start, end=end, group_by=group_by):
-            key = tuple(row[g] for g in group_by)
-            acc = out.setdefault(key, {})
-            for k, v in row.items():
-                if k not in group_by:
-                    acc[k] = acc.get(k, 0) + v
-    return out
-
-
 def exact_percentile(distribution: Sequence[tuple[int, int]], q: Fraction) -> int | None:
     """Nearest-rank percentile of ``[(value, count)]`` ascending: the smallest value covering q of all."""
     total = sum(n for _, n in distribution)
@@ -185,48 +167,22 @@ async def period_report(
     skip = excluded_days(windows, p)
     ranges = day_ranges(p.first, p.end, skip)
 
-    # Per day x intent x resolution, over measured days: daily trend, intent breakdown, percentiles.
-    by_day_intent = await _rollup_sums(session, tenant.id, "resolved", ranges, ("day", "intent", "resolution"))
-    daily: dict[date, dict[str, dict[str, int]]] = {}
-    res_hist = [0] * (len(HISTOGRAM_BOUNDS) + 1)
-    handoffs = resolved_total = 0
-    intents: dict[str, dict[str, int]] = {}
-    for (day, intent, resolution), row in by_day_intent.items():
-        if resolution not in _RESOLVED:
-            continue
-        d = daily.setdefault(day, {})
-        acc = d.setdefault(intent, {"ai_resolved": 0, "human_resolved": 0, "rated": 0, "satisfied": 0})
-        acc[resolution] += row["contacts"]
-        acc["rated"] += row["rated"]
-        acc["satisfied"] += row["csat_good"]
-        tot = intents.setdefault(intent, {"ai_resolved": 0, "human_resolved": 0, "rated": 0, "satisfied": 0})
-        tot[resolution] += row["contacts"]
-        tot["rated"] += row["rated"]
-        tot["satisfied"] += row["csat_good"]
-        handoffs += row["handoffs"]
-        resolved_total += row["contacts"]
-        for i in range(len(res_hist)):
-            res_hist[i] += row[f"res_b{i:02d}"]
-
-    opened_by_day = await _rollup_sums(session, tenant.id, "opened", ranges, ("day", "channel"))
-    within_by_day: dict[tuple, int] = {}
-    for target in sla.response_targets:
-        clock = response_rollups.BUSINESS if target.business_hours else response_rollups.CALENDAR
-        if clock == response_rollups.BUSINESS and await _calendar_row(session, tenant.id) is None:
-            clock = response_rollups.CALENDAR
-        within_by_day |= await response_rollups.within_limits(
-            session,
-            tenant.id,
-            clock=clock,
-            ranges=ranges,
-            limits=[(target.channel, target.first_response_seconds)],
-            by_day=True,
-        )
+    calendar = await _calendar_row(session, tenant.id)
+    targets = [
+        (t, response_rollups.BUSINESS if t.business_hours and calendar is not None else response_rollups.CALENDAR)
+        for t in sla.response_targets
+    ]
+    figures = await report_rollups.cached_load(session, tenant.id, p, skip, ranges, targets)
+    daily, intents, opened_by_day, within_by_day = (
+        figures.daily, figures.intents, figures.opened_by_day, figures.within_by_day,
+    )  # fmt: skip
+    handoffs, resolved_total, res_hist = figures.handoffs, figures.resolved_total, figures.res_hist
 
     outcomes: tuple[SlaOutcome, ...] = ()
     rated_invoice = None
     if contract:
-        outcomes, rated_invoice = await period_outcomes(session, tenant, p, terms)
+        counts = report_rollups.period_counts_from(figures, sla.response_targets, excluded=bool(skip))
+        outcomes, rated_invoice = evaluate_period(terms, counts), rate_counts(terms, counts)
     credits = service_credits(terms, outcomes, rated_invoice.usage_subtotal, tenant.currency) if contract else None
 
     # Recent (last 7 measured days up to today) numerators and denominators per SLA, for the projection.
@@ -246,7 +202,7 @@ async def period_report(
         return _sum_pairs(
             (
                 within_by_day.get((o.channel, o.first_response_seconds, d), 0),
-                opened_by_day.get((d, o.channel), {}).get("contacts", 0),
+                opened_by_day.get((d, o.channel), 0),
             )
             for d in recent_days
         )
@@ -299,7 +255,7 @@ async def period_report(
                     t.channel: rate_str(
                         _frac(
                             within_by_day.get((t.channel, t.first_response_seconds, day), 0),
-                            opened_by_day.get((day, t.channel), {}).get("contacts", 0),
+                            opened_by_day.get((day, t.channel), 0),
                         )
                     )
                     for t in sla.response_targets
@@ -307,8 +263,8 @@ async def period_report(
             }
         )
 
-    frt_dist = await response_rollups.distribution(session, tenant.id, clock=response_rollups.CALENDAR, ranges=ranges)
-    opened_total = sum(r["contacts"] for r in opened_by_day.values())
+    frt_dist = figures.frt_distribution
+    opened_total = sum(opened_by_day.values())
     return {
         "tenant": tenant.slug,
         "tenant_name": tenant.name,
@@ -342,7 +298,8 @@ async def period_report(
         },
         "breakdowns": {
             "intent": _breakdown(intents, sla.deflection_exclusions),
-            **(await _dimension_breakdowns(session, tenant.id, ranges, sla.deflection_exclusions)),
+            "language": _breakdown(figures.languages),
+            "channel": _breakdown(figures.channels),
         },
         "daily": days,
     }
@@ -372,25 +329,6 @@ def _breakdown(rows: Mapping[str, Mapping[str, int]], exclusions: frozenset[str]
             }
         )
     return sorted(out, key=lambda x: (-x["resolved"], x["key"]))
-
-
-async def _dimension_breakdowns(
-    session: AsyncSession, tenant_id: uuid.UUID, ranges: Sequence[tuple[date, date]], exclusions: frozenset[str]
-) -> dict[str, list[dict]]:
-    out = {}
-    for dim in ("language", "channel"):
-        rows: dict[str, dict[str, int]] = {}
-        for (key, resolution), row in (
-            await _rollup_sums(session, tenant_id, "resolved", ranges, (dim, "resolution"))
-        ).items():
-            if resolution not in _RESOLVED:
-                continue
-            acc = rows.setdefault(key, {"ai_resolved": 0, "human_resolved": 0, "rated": 0, "satisfied": 0})
-            acc[resolution] += row["contacts"]
-            acc["rated"] += row["rated"]
-            acc["satisfied"] += row["csat_good"]
-        out[dim] = _breakdown(rows)
-    return out
 
 
 # --- tracking and alerts -----------------------------------------------------------------------
@@ -666,3 +604,20 @@ def check_period(value: str | None) -> str | None:
         return Period.parse(value).label
     except InvalidInput:
         raise InvalidInput([FieldError("period", f"{value!r} is not a month as YYYY-MM")]) from None
+
+
+async def reseal_webhook_secrets(session: AsyncSession, keyring: KeyRing) -> int:
+    """Seal every SLA alert webhook secret again under the ring's active key (key rotation); returns
+    how many changed."""
+    changed = 0
+    for row in (await session.scalars(sa.select(AlertWebhook))).all():
+        new = keyring.reencrypt(row.secret, webhook_aad(row.tenant_id))
+        changed += new != row.secret
+        row.secret = new
+    await session.flush()
+    return changed
+
+
+async def webhook_key_ids_in_use(session: AsyncSession) -> set[str]:
+    """Key-ring key ids that sealed SLA webhook secrets (rotation keeps them)."""
+    return {KeyRing.key_id_of(t) for t in (await session.scalars(sa.select(AlertWebhook.secret))).all() if t}

@@ -53,4 +53,3 @@ def alert_webhook_handler(ctx: JobContext) -> Handler:
         return {"status": resp.status_code}
 
     return send
-
