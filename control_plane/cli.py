@@ -110,6 +110,8 @@ def demo(then_serve: bool) -> None:
     else:
         click.echo(f"Bootstrap admin {report.admin_email} exists already (password shown at first start).")
     click.echo(f"Demo tenants: {', '.join(report.tenants)}")
+    for line in report.invoices:
+        click.echo(f"  invoice {line}")
     if then_serve:
         click.echo(f"Serving on http://{settings.host}:{settings.port}")
         import uvicorn

@@ -110,6 +110,7 @@ class DemoReport:
     admin_email: str
     admin_password: str | None
     tenants: list[str] = field(default_factory=list)
+    invoices: list[str] = field(default_factory=list)
 
 
 async def seed_demo(settings: Settings) -> DemoReport:
@@ -152,6 +153,10 @@ async def seed_demo(settings: Settings) -> DemoReport:
             await seed_demo_contacts(
                 dbs, keyring, slug=t["slug"], timezone=t["timezone"], markets=t["markets"], region=t["home_region"]
             )
+        # Billing: last month's invoices, one finalized and paid, the others drafts (idempotent).
+        from billing.invoices.demo import seed_demo_invoices
+
+        report.invoices = await seed_demo_invoices(dbs, SEEDER, [t["tenant"]["slug"] for t in TENANTS])
         return report
     finally:
         await dbs.dispose()
