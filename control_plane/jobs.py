@@ -46,3 +46,11 @@ async def draft_invoices(ctx: JobContext) -> dict[str, int]:
     from control_plane.database import utcnow
 
     return await draft_due_invoices(ctx.db.control_transaction, SystemActor("scheduler", "system"), now=utcnow())
+
+
+@periodic("rollup_deltas", seconds=60)
+async def rollup_deltas(ctx: JobContext) -> int:
+    """Rollup deltas still in their cells a minute after their batch (the process applying them stopped)."""
+    from billing.metering.rollups import apply_pending
+
+    return await apply_pending(ctx.db, older_than=60)

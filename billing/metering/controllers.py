@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.metering import service, usage
+from billing.metering import rollups, service, usage
 from billing.metering.schemas import MAX_BYTES, MAX_CONTACTS
 from billing.metering.throttle import KeyRateLimiter
 from billing.metering.webhooks.controllers import ROUTES as WEBHOOK_ROUTES
@@ -32,6 +33,14 @@ def _limiter(state: State) -> KeyRateLimiter:
     if limiter is None:
         limiter = state["ingest_limiter"] = KeyRateLimiter.from_env()
     return limiter
+
+
+def _applier(state: State) -> rollups.DeltaApplier:
+    """The process's rollup applier: a batch's delta (durable in its cell) is applied after the answer."""
+    applier = state.get("rollup_applier")
+    if applier is None:
+        applier = state["rollup_applier"] = rollups.DeltaApplier(state.db)
+    return applier
 
 
 def _too_large(request: Request, detail: str, contacts: int | None = None) -> Response:
@@ -101,8 +110,13 @@ async def ingest_contacts(request: Request, state: State, principal: Principal, 
     contacts = _contacts_of(raw)
     if len(contacts) > MAX_CONTACTS:
         return _too_large(request, f"a batch holds at most {MAX_CONTACTS} contacts: split it", len(contacts))
-    result = await service.ingest_contacts(state.db, keyring, principal, slug, contacts)
-    return Response(msgspec.json.encode(result.as_dict()), media_type="application/json")
+    result = await service.ingest_contacts(state.db, keyring, principal, slug, contacts, defer_rollups=True)
+    # The answer goes out once the cells committed; the rollups follow right after it (see _applier).
+    return Response(
+        msgspec.json.encode(result.as_dict()),
+        media_type="application/json",
+        background=BackgroundTask(_applier(state).apply, result.pending) if result.pending else None,
+    )
 
 
 def _month_bounds(month: str | None, timezone: str) -> tuple[date, date, str]:

@@ -17,13 +17,13 @@ recounted by ``bpoctl rollups rebuild`` (run it after a support calendar changes
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering.models import FirstResponseRollup
@@ -68,19 +68,32 @@ def _row(tenant_id: uuid.UUID, key: tuple, contacts: int) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _upsert_sql(dialect: str) -> str:
+    """The additive upsert as driver SQL (executemany of plain tuples, no per-row bind processing)."""
+    mark = "%s" if dialect == "postgresql" else "?"
+    return (
+        "INSERT INTO first_response_rollups (tenant_id, clock, day, channel, seconds, contacts) "  # noqa: S608
+        f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark}) "
+        "ON CONFLICT (tenant_id, clock, day, channel, seconds) "
+        "DO UPDATE SET contacts = first_response_rollups.contacts + excluded.contacts"
+    )
+
+
 async def add_rows(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[tuple[tuple, int]]) -> None:
     """Add ``(key, contacts delta)`` rows; rows left at zero are removed."""
-    params = [_row(tenant_id, k, n) for k, n in rows if n]
-    if not params:
+    rows = [(k, n) for k, n in rows if n]
+    if not rows:
         return
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(TABLE)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[TABLE.c.tenant_id, TABLE.c.clock, TABLE.c.day, TABLE.c.channel, TABLE.c.seconds],
-        set_={"contacts": TABLE.c.contacts + stmt.excluded.contacts},
-    )
-    await session.execute(stmt, params)
-    if any(p["contacts"] < 0 for p in params):
+    dialect = session.bind.dialect.name
+    if dialect == "postgresql":
+        params = [(tenant_id, k[3], k[1], k[2], k[4], n) for k, n in rows]
+    else:  # stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
+        tid = tenant_id.hex
+        params = [(tid, k[3], k[1].isoformat(), k[2], k[4], n) for k, n in rows]
+    connection = await session.connection()
+    await connection.exec_driver_sql(_upsert_sql(dialect), params)
+    if any(n < 0 for _, n in rows):
         await session.execute(sa.delete(TABLE).where(TABLE.c.tenant_id == tenant_id, TABLE.c.contacts == 0))
 
 

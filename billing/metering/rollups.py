@@ -10,11 +10,14 @@ rebuild`` replaces a tenant's rows with it. Billing and SLA read :func:`read_rol
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import functools
+import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,6 +48,7 @@ FIRST_RESPONSES, FRT_SECONDS, RESOLUTIONS, RES_SECONDS = (_I[n] for n in MEASURE
 FRT_B0, RES_B0 = _I["frt_b00"], _I["res_b00"]
 N = len(MEASURES)
 ROLLUP = ContactRollup.__table__
+log = logging.getLogger(__name__)
 
 
 def bucket_of(seconds: int) -> int:
@@ -85,8 +89,11 @@ def contribution(
     return out
 
 
+_KEYS = [str(i) for i in range(N)]
+
+
 def _sparse(vector: Vector) -> dict[str, int]:
-    return {str(i): x for i, x in enumerate(vector) if x}
+    return {_KEYS[i]: x for i, x in enumerate(vector) if x}
 
 
 def _dense(stored: dict[str, int] | list[int]) -> Vector:
@@ -123,15 +130,35 @@ class DeltaSum:
             for index, amount in amounts:
                 vector[index] += sign * amount
 
+    def add_rows(self, rows: Iterable[tuple[Key, Vector]]) -> None:
+        """Add whole delta vectors (several batches' deltas summed before one upsert)."""
+        table = self.rows
+        for key, vector in rows:
+            total = table.get(key)
+            if total is None:
+                table[key] = list(vector)
+            else:
+                for i, x in enumerate(vector):
+                    if x:
+                        total[i] += x
+
     def nonzero(self) -> list[tuple[Key, Vector]]:
         return [(k, v) for k, v in self.rows.items() if any(v)]
 
-    def to_json(self) -> list[list[Any]]:
-        # A first-response row carries one count (measure 0), so only that travels.
-        return [
-            [*k[:1], k[1].isoformat(), *k[2:], v[:1] if response_rollups.is_frt_key(k) else _sparse(v)]
-            for k, v in self.nonzero()
-        ]
+    @staticmethod
+    def to_json(rows: Sequence[tuple[Key, Vector]]) -> list[list[Any]]:
+        """``rows`` (from :meth:`nonzero`) as stored in the cell: ISO days, sparse vectors.
+
+        A first-response row carries one count (measure 0), so only that travels.
+        """
+        out = []
+        for k, v in rows:
+            if k[0] == response_rollups.FRT:
+                out.append([k[0], k[1].isoformat(), k[2], k[3], k[4], v[:1]])
+            else:
+                sparse = {_KEYS[i]: x for i, x in enumerate(v) if x}
+                out.append([k[0], k[1].isoformat(), k[2], k[3], k[4], k[5], sparse])
+        return out
 
     @staticmethod
     def from_json(rows: Sequence[Sequence[Any]]) -> list[tuple[Key, Vector]]:
@@ -180,38 +207,120 @@ async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequ
 
 async def apply_delta(db: Databases, region: str, delta_id: str, tenant_id: uuid.UUID, rows: list) -> bool:
     """Apply one cell delta to the control rollups exactly once; ``False`` when it was applied before."""
+    return bool(await apply_deltas(db, region, [(delta_id, tenant_id, rows)]))
+
+
+async def apply_deltas(db: Databases, region: str, deltas: Sequence[tuple[str, uuid.UUID, list]]) -> int:
+    """Apply several deltas of one cell in one control transaction, each exactly once.
+
+    One multi-row receipt INSERT (``ON CONFLICT DO NOTHING RETURNING``) says which deltas are new;
+    only their rows are summed and upserted, in key order (concurrent appliers lock rows in the same
+    order). Returns how many deltas were applied now.
+    """
+    if not deltas:
+        return 0
+    now = utcnow()
     async with db.control_transaction() as session:
         insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-        done = await session.scalar(
-            insert(RollupReceipt.__table__)
-            .values(delta_id=delta_id, tenant_id=tenant_id, region=region, applied_at=utcnow())
-            .on_conflict_do_nothing()
-            .returning(RollupReceipt.__table__.c.delta_id)
+        table = RollupReceipt.__table__
+        fresh = set(
+            (
+                await session.scalars(
+                    insert(table)
+                    .values(
+                        [{"delta_id": d, "tenant_id": t, "region": region, "applied_at": now} for d, t, _ in deltas]
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(table.c.delta_id)
+                )
+            ).all()
         )
-        if done is None:
-            return False
-        await add_to_rollups(session, tenant_id, rows)
-    return True
+        totals: dict[uuid.UUID, DeltaSum] = {}
+        applied = 0
+        for delta_id, tenant_id, rows in deltas:
+            if delta_id in fresh:
+                fresh.discard(delta_id)  # a delta listed twice counts once
+                totals.setdefault(tenant_id, DeltaSum()).add_rows(rows)
+                applied += 1
+        for tenant_id, total in totals.items():
+            await add_to_rollups(session, tenant_id, sorted(total.nonzero()))
+    return applied
 
 
 async def forget_delta(db: Databases, region: str, delta_id: str) -> None:
-    async with db.cell_session(region) as cell, cell.begin():
-        await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id == delta_id))
+    await forget_deltas(db, region, [delta_id])
 
 
-async def apply_pending(db: Databases, tenant_id: uuid.UUID | None = None) -> int:
-    """Apply every delta a cell still holds (the control database was down when it was written)."""
+async def forget_deltas(db: Databases, region: str, delta_ids: Sequence[str]) -> None:
+    """Drop applied deltas from their cell (one DELETE)."""
+    if delta_ids:
+        async with db.cell_session(region) as cell, cell.begin():
+            await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id.in_(list(delta_ids))))
+
+
+async def apply_pending(db: Databases, tenant_id: uuid.UUID | None = None, *, older_than: float | None = None) -> int:
+    """Apply every delta a cell still holds (the control database was down, or the process that wrote
+    it stopped before applying it). ``older_than`` (seconds) skips deltas younger than that, which
+    the writing process is still applying."""
     applied = 0
     for region in db.cells:
         async with db.cell_session(region) as cell:
             stmt = sa.select(RollupDelta).order_by(RollupDelta.created_at)
             if tenant_id is not None:
                 stmt = stmt.where(RollupDelta.tenant_id == tenant_id)
+            if older_than is not None:
+                stmt = stmt.where(RollupDelta.created_at < utcnow() - timedelta(seconds=older_than))
             pending = list((await cell.scalars(stmt)).all())
         for delta in pending:
             applied += await apply_delta(db, region, delta.id, delta.tenant_id, DeltaSum.from_json(delta.deltas))
             await forget_delta(db, region, delta.id)
     return applied
+
+
+@dataclass
+class PendingDelta:
+    """A batch's delta, committed in its cell, not yet applied to the control rollups."""
+
+    region: str
+    delta_id: str
+    tenant_id: uuid.UUID
+    rows: list[tuple[Key, Vector]]
+
+
+class DeltaApplier:
+    """Applies deltas after the answer was sent, several batches per control transaction.
+
+    Callers ``await apply(pending)``; while one application runs, deltas of later batches queue up
+    and the next caller applies all of them at once (group commit): fewer, larger upserts and
+    commits, and one writer of the rollup rows per process. A failure leaves the deltas in their
+    cells, where ``apply_pending`` (the ``rollup_deltas`` job, or ``bpoctl rollups apply-pending``)
+    applies them exactly once later; the receipts make a second application a no-op.
+    """
+
+    def __init__(self, db: Databases) -> None:
+        self.db = db
+        self._queue: list[PendingDelta] = []
+        self._lock = asyncio.Lock()
+
+    async def apply(self, pending: Sequence[PendingDelta]) -> None:
+        if not pending:
+            return
+        self._queue.extend(pending)
+        async with self._lock:
+            taken, self._queue = self._queue, []
+            if taken:  # else an earlier caller applied ours with its own
+                await self._apply(taken)
+
+    async def _apply(self, taken: list[PendingDelta]) -> None:
+        by_region: dict[str, list[PendingDelta]] = {}
+        for p in taken:
+            by_region.setdefault(p.region, []).append(p)
+        for region, items in sorted(by_region.items()):
+            try:
+                await apply_deltas(self.db, region, [(p.delta_id, p.tenant_id, p.rows) for p in items])
+                await forget_deltas(self.db, region, [p.delta_id for p in items])
+            except Exception:  # they wait in the cell; apply_pending applies them exactly once
+                log.exception("%d rollup deltas of cell %s left pending", len(items), region)
 
 
 # --- recount and rebuild ----------------------------------------------------------------------

@@ -8,7 +8,7 @@ echoed back (a ``customer_ref`` must never appear in an answer or a log).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -215,6 +215,8 @@ class IngestResult:
     updated: int = 0
     duplicates: int = 0
     rejected: list[Rejection] | None = None
+    # Deltas committed in their cells but not yet applied (``ingest_contacts(defer_rollups=True)``).
+    pending: list[Any] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
