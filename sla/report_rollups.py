@@ -24,6 +24,7 @@ path) from these figures; the SLA tests check that the report and the invoice ag
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections import OrderedDict
@@ -209,13 +210,15 @@ async def cached_load(
     now = time.monotonic()
     hit = _cache.get(key)
     if hit is not None and now - hit[0] < CACHE_SECONDS:
-        _cache.move_to_end(key)
+        with contextlib.suppress(KeyError):  # another thread's server may have evicted it meanwhile
+            _cache.move_to_end(key)
         return hit[1]
     figures = await load(session, tenant_id, period, skip, ranges, targets)
-    _cache[key] = (now, figures)
-    _cache.move_to_end(key)
+    _cache.pop(key, None)
+    _cache[key] = (now, figures)  # newest last
     while len(_cache) > CACHE_ENTRIES:
-        _cache.popitem(last=False)
+        with contextlib.suppress(KeyError):
+            _cache.popitem(last=False)
     return figures
 
 
