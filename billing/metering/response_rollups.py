@@ -18,6 +18,7 @@ recounted by ``bpoctl rollups rebuild`` (run it after a support calendar changes
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -80,19 +81,28 @@ def _upsert_sql(dialect: str) -> str:
     )
 
 
+_PG_UPSERT = (
+    "INSERT INTO first_response_rollups (tenant_id, clock, day, channel, seconds, contacts) "
+    "SELECT CAST(%s AS uuid), e->>0, CAST(e->>1 AS date), e->>2, CAST(e->>3 AS bigint), CAST(e->>4 AS bigint) "
+    "FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e WHERE true "
+    "ON CONFLICT (tenant_id, clock, day, channel, seconds) "
+    "DO UPDATE SET contacts = first_response_rollups.contacts + excluded.contacts"
+)
+
+
 async def add_rows(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[tuple[tuple, int]]) -> None:
     """Add ``(key, contacts delta)`` rows; rows left at zero are removed."""
     rows = [(k, n) for k, n in rows if n]
     if not rows:
         return
-    dialect = session.bind.dialect.name
-    if dialect == "postgresql":
-        params = [(tenant_id, k[3], k[1], k[2], k[4], n) for k, n in rows]
-    else:  # stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
+    connection = await session.connection()
+    if session.bind.dialect.name == "postgresql":  # one statement, the rows one JSON array parameter
+        payload = json.dumps([[k[3], k[1].isoformat(), k[2], k[4], n] for k, n in rows], separators=(",", ":"))
+        await connection.exec_driver_sql(_PG_UPSERT, (tenant_id, payload))
+    else:  # executemany in the driver; stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
         tid = tenant_id.hex
         params = [(tid, k[3], k[1].isoformat(), k[2], k[4], n) for k, n in rows]
-    connection = await session.connection()
-    await connection.exec_driver_sql(_upsert_sql(dialect), params)
+        await connection.exec_driver_sql(_upsert_sql("sqlite"), params)
     if any(n < 0 for _, n in rows):
         await session.execute(sa.delete(TABLE).where(TABLE.c.tenant_id == tenant_id, TABLE.c.contacts == 0))
 

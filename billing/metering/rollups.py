@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import functools
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -186,20 +187,46 @@ def _upsert_sql(dialect: str) -> str:
     return insert + f"ON CONFLICT ({keys}) DO UPDATE SET {adds}"
 
 
+@functools.cache
+def _pg_upsert_sql() -> str:
+    """PostgreSQL: the whole delta in one statement, its rows one JSON array parameter
+    (``[[basis, day, channel, intent, language, resolution, [measure, …]], …]``): one round trip
+    and a set-based upsert instead of one pipelined execution per row."""
+    keys = ", ".join(("tenant_id", *DIMENSIONS))
+    values = ", ".join(
+        [
+            "CAST(%s AS uuid)",
+            "e->>0",
+            "CAST(e->>1 AS date)",
+            "e->>2",
+            "e->>3",
+            "e->>4",
+            "e->>5",
+            *(f"CAST(e->6->>{i} AS bigint)" for i in range(N)),
+        ]
+    )
+    adds = ", ".join(f"{m} = contact_rollups.{m} + excluded.{m}" for m in MEASURES)
+    return (
+        f"INSERT INTO contact_rollups ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
+        f"SELECT {values} FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e WHERE true "
+        f"ON CONFLICT ({keys}) DO UPDATE SET {adds}"
+    )
+
+
 async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequence[tuple[Key, Vector]]) -> None:
-    """Add delta rows to the control rollups (one executemany); rows left at zero are removed."""
+    """Add delta rows (one per key) to the control rollups in one statement; rows left at zero are removed."""
     await response_rollups.add_rows(session, tenant_id, [(k, v[0]) for k, v in rows if response_rollups.is_frt_key(k)])
     rows = [(k, v) for k, v in rows if not response_rollups.is_frt_key(k)]
     if not rows:
         return
-    dialect = session.bind.dialect.name
-    if dialect == "postgresql":
-        params = [(tenant_id, *key, *v) for key, v in rows]
-    else:  # stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
+    connection = await session.connection()
+    if session.bind.dialect.name == "postgresql":
+        payload = json.dumps([[k[0], k[1].isoformat(), *k[2:], v] for k, v in rows], separators=(",", ":"))
+        await connection.exec_driver_sql(_pg_upsert_sql(), (tenant_id, payload))
+    else:  # executemany in the driver; stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
         tid = tenant_id.hex
         params = [(tid, k[0], k[1].isoformat(), *k[2:], *v) for k, v in rows]
-    connection = await session.connection()
-    await connection.exec_driver_sql(_upsert_sql(dialect), params)
+        await connection.exec_driver_sql(_upsert_sql("sqlite"), params)
     if any(v[CONTACTS] < 0 for _, v in rows):
         # A contact that moved away leaves its old row at zero everywhere (every contact counts 1).
         await session.execute(sa.delete(ROLLUP).where(ROLLUP.c.tenant_id == tenant_id, ROLLUP.c.contacts == 0))
