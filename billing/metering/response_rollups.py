@@ -18,12 +18,12 @@ recounted by ``bpoctl rollups rebuild`` (run it after a support calendar changes
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,7 +97,7 @@ async def add_rows(session: AsyncSession, tenant_id: uuid.UUID, rows: Iterable[t
         return
     connection = await session.connection()
     if session.bind.dialect.name == "postgresql":  # one statement, the rows one JSON array parameter
-        payload = json.dumps([[k[3], k[1].isoformat(), k[2], k[4], n] for k, n in rows], separators=(",", ":"))
+        payload = msgspec.json.encode([(k[3], k[1], k[2], k[4], n) for k, n in rows]).decode()
         await connection.exec_driver_sql(_PG_UPSERT, (tenant_id, payload))
     else:  # executemany in the driver; stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
         tid = tenant_id.hex

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import functools
-import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,19 +147,10 @@ class DeltaSum:
         return [(k, v) for k, v in self.rows.items() if any(v)]
 
     @staticmethod
-    def to_json(rows: Sequence[tuple[Key, Vector]]) -> list[list[Any]]:
-        """``rows`` (from :meth:`nonzero`) as stored in the cell: ISO days, sparse vectors.
-
-        A first-response row carries one count (measure 0), so only that travels.
-        """
-        out = []
-        for k, v in rows:
-            if k[0] == response_rollups.FRT:
-                out.append([k[0], k[1].isoformat(), k[2], k[3], k[4], v[:1]])
-            else:
-                sparse = {_KEYS[i]: x for i, x in enumerate(v) if x}
-                out.append([k[0], k[1].isoformat(), k[2], k[3], k[4], k[5], sparse])
-        return out
+    def encode(rows: Sequence[tuple[Key, Vector]]) -> bytes:
+        """``rows`` (from :meth:`nonzero`) as stored in the cell, JSON: ``[*key, vector]`` per row,
+        days as ISO dates. A first-response row carries one count (measure 0), so only that travels."""
+        return msgspec.json.encode([(*k, v) if k[0] != response_rollups.FRT else (*k, v[:1]) for k, v in rows])
 
     @staticmethod
     def from_json(rows: Sequence[Sequence[Any]]) -> list[tuple[Key, Vector]]:
@@ -221,7 +212,7 @@ async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequ
         return
     connection = await session.connection()
     if session.bind.dialect.name == "postgresql":
-        payload = json.dumps([[k[0], k[1].isoformat(), *k[2:], v] for k, v in rows], separators=(",", ":"))
+        payload = msgspec.json.encode([(*k, v) for k, v in rows]).decode()
         await connection.exec_driver_sql(_pg_upsert_sql(), (tenant_id, payload))
     else:  # executemany in the driver; stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
         tid = tenant_id.hex

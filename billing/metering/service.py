@@ -271,8 +271,11 @@ async def write_to_cell(
         await cell.execute(_UPDATE, updates)
     out.rows = deltas.nonzero()
     if out.rows:
-        stored_delta = rollups.DeltaSum.to_json(out.rows)
-        await cell.execute(sa.update(RollupDelta).where(RollupDelta.id == out.delta_id).values(deltas=stored_delta))
+        encoded = rollups.DeltaSum.encode(out.rows).decode()  # JSON text, not re-encoded by the column type
+        value = sa.bindparam("deltas", encoded, type_=sa.Text)
+        if cell.bind.dialect.name == "postgresql":
+            value = sa.cast(value, sa.JSON)
+        await cell.execute(sa.update(RollupDelta).where(RollupDelta.id == out.delta_id).values(deltas=value))
     else:
         await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id == out.delta_id))
         out.delta_id = None
