@@ -111,12 +111,14 @@ async def ingest_contacts(request: Request, state: State, principal: Principal, 
     if len(contacts) > MAX_CONTACTS:
         return _too_large(request, f"a batch holds at most {MAX_CONTACTS} contacts: split it", len(contacts))
     result = await service.ingest_contacts(state.db, keyring, principal, slug, contacts, defer_rollups=True)
-    # The answer goes out once the cells committed; the rollups follow right after it (see _applier).
-    return Response(
-        msgspec.json.encode(result.as_dict()),
-        media_type="application/json",
-        background=BackgroundTask(_applier(state).apply, result.pending) if result.pending else None,
-    )
+    # The answer goes out once the cells committed; the rollups follow right after it, unless the
+    # applier is behind, in which case this batch waits for its own (backpressure).
+    applier, later = _applier(state), None
+    if result.pending and applier.behind:
+        await applier.apply(result.pending)
+    elif result.pending:
+        later = BackgroundTask(applier.apply, result.pending)
+    return Response(msgspec.json.encode(result.as_dict()), media_type="application/json", background=later)
 
 
 def _month_bounds(month: str | None, timezone: str) -> tuple[date, date, str]:

@@ -315,10 +315,17 @@ class DeltaApplier:
     applies them exactly once later; the receipts make a second application a no-op.
     """
 
-    def __init__(self, db: Databases) -> None:
+    def __init__(self, db: Databases, *, max_queued: int = 4) -> None:
         self.db = db
+        self.max_queued = max_queued
         self._queue: list[PendingDelta] = []
         self._lock = asyncio.Lock()
+
+    @property
+    def behind(self) -> bool:
+        """More deltas wait than ``max_queued``: callers should apply theirs before answering
+        (backpressure: the queue, and the memory it holds, stays bounded)."""
+        return len(self._queue) >= self.max_queued
 
     async def apply(self, pending: Sequence[PendingDelta]) -> None:
         if not pending:
