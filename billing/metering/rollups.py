@@ -253,15 +253,22 @@ async def apply_deltas(db: Databases, region: str, deltas: Sequence[tuple[str, u
                 )
             ).all()
         )
-        totals: dict[uuid.UUID, DeltaSum] = {}
+        by_tenant: dict[uuid.UUID, list[list]] = {}
         applied = 0
         for delta_id, tenant_id, rows in deltas:
             if delta_id in fresh:
                 fresh.discard(delta_id)  # a delta listed twice counts once
-                totals.setdefault(tenant_id, DeltaSum()).add_rows(rows)
+                by_tenant.setdefault(tenant_id, []).append(rows)
                 applied += 1
-        for tenant_id, total in totals.items():
-            await add_to_rollups(session, tenant_id, sorted(total.nonzero()))
+        for tenant_id, parts in by_tenant.items():
+            if len(parts) == 1:  # one delta: its keys are unique already
+                rows = [(k, v) for k, v in parts[0] if any(v)]
+            else:
+                total = DeltaSum()
+                for rows in parts:
+                    total.add_rows(rows)
+                rows = total.nonzero()
+            await add_to_rollups(session, tenant_id, sorted(rows))
     return applied
 
 

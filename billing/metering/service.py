@@ -48,7 +48,7 @@ from control_plane.errors import DomainError
 from control_plane.keyring import KeyRing
 from sla.calendar import BusinessCalendar, load_calendar
 from tenants import service as tenants
-from tenants.models import Tenant
+from tenants.models import ResidencyPolicy, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,8 @@ async def tenant_context(
     session: AsyncSession, actor: Principal | None, slug: str, markets: set[str], keyring: KeyRing
 ) -> TenantContext:
     tenant: Tenant = await tenants.find_tenant(session, actor, slug)
+    # Held here so that region_for finds it in the (weak) identity map: one SELECT, not one per market.
+    policy = await session.get(ResidencyPolicy, tenant.id)  # noqa: F841
     regions = {m: await tenants.region_for(session, tenant, m) for m in sorted(markets)}
     return TenantContext(
         tenant.id,
@@ -218,12 +220,13 @@ def _parts(zone: ZoneInfo, c: Any, calendar: BusinessCalendar | None) -> list:
 async def _lock_tenant(cell: AsyncSession, tenant_id: uuid.UUID, delta_id: str, timezone: str, now: datetime) -> None:
     """Serialise the tenant's writers in this cell before reading stored versions.
 
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: the first statement is a write (the
-    delta row), which takes the database's write lock before the SELECT, so two identical batches
-    cannot both see a contact as new.
+    PostgreSQL: a transaction-scoped advisory lock (the delta row is written once, at the end).
+    SQLite: the first statement is a write (an empty delta row), which takes the database's write
+    lock before the SELECT, so two identical batches cannot both see a contact as new.
     """
     if cell.bind.dialect.name == "postgresql":
         await cell.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"contacts:{tenant_id}"})
+        return
     await cell.execute(
         sa.insert(RollupDelta).values(id=delta_id, tenant_id=tenant_id, timezone=timezone, created_at=now, deltas=[])
     )
@@ -270,14 +273,18 @@ async def write_to_cell(
     if updates:
         await cell.execute(_UPDATE, updates)
     out.rows = deltas.nonzero()
+    postgres = cell.bind.dialect.name == "postgresql"
     if out.rows:
         encoded = rollups.DeltaSum.encode(out.rows).decode()  # JSON text, not re-encoded by the column type
         value = sa.bindparam("deltas", encoded, type_=sa.Text)
-        if cell.bind.dialect.name == "postgresql":
-            value = sa.cast(value, sa.JSON)
-        await cell.execute(sa.update(RollupDelta).where(RollupDelta.id == out.delta_id).values(deltas=value))
+        if postgres:
+            row = {"id": out.delta_id, "tenant_id": ctx.id, "timezone": ctx.timezone, "created_at": now}
+            await cell.execute(sa.insert(RollupDelta).values(**row, deltas=sa.cast(value, sa.JSON)))
+        else:
+            await cell.execute(sa.update(RollupDelta).where(RollupDelta.id == out.delta_id).values(deltas=value))
     else:
-        await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id == out.delta_id))
+        if not postgres:
+            await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id == out.delta_id))
         out.delta_id = None
     return out
 
