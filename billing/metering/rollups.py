@@ -246,7 +246,10 @@ async def apply_deltas(db: Databases, region: str, deltas: Sequence[tuple[str, u
                 await session.scalars(
                     insert(table)
                     .values(
-                        [{"delta_id": d, "tenant_id": t, "region": region, "applied_at": now} for d, t, _ in deltas]
+                        [
+                            {"delta_id": d, "tenant_id": t, "region": region, "applied_at": now}
+                            for d, t in {d: t for d, t, _ in deltas}.items()  # each id once
+                        ]
                     )
                     .on_conflict_do_nothing()
                     .returning(table.c.delta_id)

@@ -119,6 +119,22 @@ class TestIngestIsLossFree:
         assert not await rollups.apply_delta(dbs, "eu", outcome.delta_id, t.id, outcome.rows)
         assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
 
+    async def test_deferred_deltas_are_applied_once_however_often_they_are_handed_over(
+        self, dbs, keyring, ingest_tenant
+    ):
+        t = await ingest_tenant()
+        first = await ingest_contacts(dbs, keyring, None, t.slug, [contact("d1"), contact("d2")], defer_rollups=True)
+        update = contact("d1", resolution="human_resolved", handoff_at=ts(T0), updated_at=ts(T0 + timedelta(hours=1)))
+        second = await ingest_contacts(dbs, keyring, None, t.slug, [update, contact("d3")], defer_rollups=True)
+        assert (first.accepted, second.updated, second.accepted) == (2, 1, 1)
+        assert await rollups_of(dbs, t.id) == {}  # deferred: owed by the cell, not applied yet
+        applier = rollups.DeltaApplier(dbs)
+        pending = first.pending + second.pending
+        await asyncio.gather(applier.apply(pending), applier.apply(pending[:1]), applier.apply(pending))
+        assert await rollups.apply_pending(dbs, t.id) == 0  # nothing left in the cell
+        assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+        assert await rollups.apply_deltas(dbs, "eu", [(p.delta_id, p.tenant_id, p.rows) for p in pending]) == 0
+
 
 class TestRollupDays:
     def test_the_day_is_the_tenants_day_across_midnight_and_dst(self):
