@@ -112,6 +112,7 @@ class ContactRollup(ControlBase):
     """
 
     __tablename__ = "contact_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}  # rows in key order on SQLite (migration 0009)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
     basis: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
