@@ -26,7 +26,6 @@ def main() -> None:
 @click.option("--scheduler/--no-scheduler", default=True, help="run the periodic jobs in-process (one leader)")
 def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool) -> None:
     """Serve the API and the pages."""
-    import uvicorn
 
     from control_plane.app import create_app
     from control_plane.migrate import upgrade_all
@@ -34,13 +33,26 @@ def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool) ->
     settings = load_settings()
     if migrate:
         upgrade_all(settings)
-    uvicorn.run(
-        create_app(settings, run_scheduler=scheduler),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="warning",
-        access_log=False,
-    )
+    run_server(create_app(settings, run_scheduler=scheduler), host or settings.host, port or settings.port)
+
+
+def run_server(app: object, host: str, port: int) -> None:
+    """uvicorn on ``host:port``, the garbage collector tuned for a server.
+
+    What exists once the app is built (modules, routes, models, compiled statements: a few hundred
+    thousand objects) is frozen out of the collector's generations, and the youngest generation is
+    collected every 20,000 allocations instead of 700, so the collector no longer walks the whole
+    heap while a 1,000-contact batch allocates its rows. Measured on the ingest benchmark: about
+    half of the rollup arithmetic's time was collection (README, Metering).
+    """
+    import gc
+
+    import uvicorn
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @main.command()
@@ -114,17 +126,10 @@ def demo(then_serve: bool) -> None:
         click.echo(f"  invoice {line}")
     if then_serve:
         click.echo(f"Serving on http://{settings.host}:{settings.port}")
-        import uvicorn
 
         from control_plane.app import create_app
 
-        uvicorn.run(
-            create_app(settings, run_scheduler=True),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-        )
+        run_server(create_app(settings, run_scheduler=True), settings.host, settings.port)
 
 
 @main.group()

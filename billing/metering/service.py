@@ -201,22 +201,6 @@ def _row(c: ContactIn, tenant_id: uuid.UUID, customer_hash: str | None, now: dat
     }
 
 
-def _parts(zone: ZoneInfo, c: Any, calendar: BusinessCalendar | None) -> list:
-    return rollups.contact_parts(
-        zone,
-        channel=c.channel,
-        intent=c.intent,
-        language=c.language,
-        resolution=c.resolution,
-        opened_at=c.opened_at,
-        first_response_at=c.first_response_at,
-        handoff_at=c.handoff_at,
-        resolved_at=c.resolved_at,
-        csat=c.csat,
-        calendar=calendar,
-    )
-
-
 async def _lock_tenant(cell: AsyncSession, tenant_id: uuid.UUID, delta_id: str, timezone: str, now: datetime) -> None:
     """Serialise the tenant's writers in this cell before reading stored versions.
 
@@ -238,17 +222,29 @@ async def write_to_cell(
     items: Sequence[tuple[ContactIn, str | None]],
     now: datetime,
 ) -> CellOutcome:
-    """Dedup and write one cell's part of a batch inside the caller's transaction (never commits)."""
+    """Dedup and write one cell's part of a batch inside the caller's transaction (never commits).
+
+    The rows and the rollup delta are prepared before the tenant's lock is taken, as if every
+    contact were new (the usual case), so concurrent batches wait on each other only for the
+    database work; once the stored versions are read, the delta is corrected for the contacts
+    that turn out to be stale (their contribution removed) or updates (the stored one's removed).
+    """
     zone = ZoneInfo(ctx.timezone)
     out = CellOutcome(delta_id=str(uuid.uuid4()))
-    await _lock_tenant(cell, ctx.id, out.delta_id, ctx.timezone, now)
-    external_ids = list({c.external_id for c, _ in items})
-    stored = {row.external_id: row for row in await cell.execute(_stored_versions(cell, ctx.id, external_ids))}
-    latest: dict[str, tuple[ContactIn, str | None]] = {}
+    newest: dict[str, tuple[ContactIn, str | None]] = {}  # per contact, its first version with the latest updated_at
     for item in items:
-        c = item[0]
-        current = latest.get(c.external_id)
-        version = current[0].updated_at if current else getattr(stored.get(c.external_id), "updated_at", None)
+        current = newest.get(item[0].external_id)
+        if current is None or item[0].updated_at > current[0].updated_at:
+            newest[item[0].external_id] = item
+    deltas = rollups.DeltaSum()
+    for c, _ in newest.values():
+        deltas.add_contact(zone, c, ctx.calendar, 1)
+
+    await _lock_tenant(cell, ctx.id, out.delta_id, ctx.timezone, now)
+    stored = {row.external_id: row for row in await cell.execute(_stored_versions(cell, ctx.id, list(newest)))}
+    seen: dict[str, datetime] = {}
+    for c, _ in items:  # the counts, in batch order: a batch may carry several versions of one contact
+        version = seen.get(c.external_id) or getattr(stored.get(c.external_id), "updated_at", None)
         if version is None:
             out.accepted += 1
         elif c.updated_at > version:
@@ -256,18 +252,20 @@ async def write_to_cell(
         else:
             out.duplicates += 1
             continue
-        latest[c.external_id] = item
-    inserts, updates, deltas = [], [], rollups.DeltaSum()
-    for external_id, (c, customer_hash) in latest.items():
+        seen[c.external_id] = c.updated_at
+    inserts, updates = [], []
+    for external_id, (c, customer_hash) in newest.items():
         old = stored.get(external_id)
+        if old is not None and c.updated_at <= old.updated_at:  # stale: nothing of it is written
+            deltas.add_contact(zone, c, ctx.calendar, -1)
+            continue
         row = _row(c, ctx.id, customer_hash, now)
         if old is None:
             inserts.append(row)
         else:
             row["_id"] = old.id
             updates.append(row)
-            deltas.add(_parts(zone, old, ctx.calendar), -1)
-        deltas.add(_parts(zone, c, ctx.calendar), 1)
+            deltas.add_contact(zone, old, ctx.calendar, -1)
     if inserts:
         await cell.execute(CONTACTS.insert(), inserts)
     if updates:

@@ -282,3 +282,39 @@ _examples = iter(range(10**9))
 @pytest.fixture
 async def residency_tenant(ingest_tenant):
     return await ingest_tenant(markets=["DE", "CN"], residency={"DE": "eu"})
+
+
+class TestIngestArithmeticEqualsTheDefinition:
+    """Ingest sums a batch with ``DeltaSum.add_contact`` (no intermediate lists); the definition is
+    ``contact_parts``, which the recount uses. Any contact, either sign, with and without a calendar."""
+
+    @hsettings(max_examples=60, deadline=None)
+    @given(
+        ops=versions,
+        signs=st.lists(st.sampled_from([1, -1]), min_size=30, max_size=30),
+        zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Asia/Singapore"]),
+        with_calendar=st.booleans(),
+    )
+    def test_add_contact_equals_contact_parts(self, ops, signs, zone, with_calendar):
+        from zoneinfo import ZoneInfo
+
+        from billing.metering.schemas import validate_contact
+        from sla.calendar import BusinessCalendar
+
+        tz = ZoneInfo(zone)
+        calendar = BusinessCalendar.from_json(zone, {"mon": [["09:00", "17:00"]], "sat": [["10:00", "24:00"]]}, [])
+        calendar = calendar if with_calendar else None
+        fast, reference = rollups.DeltaSum(), rollups.DeltaSum()
+        for i, (v, sign) in enumerate(zip(ops, signs, strict=False)):
+            c = validate_contact(i, _version("p", v))
+            fast.add_contact(tz, c, calendar, sign)
+            reference.add(
+                rollups.contact_parts(
+                    tz,
+                    calendar,
+                    **{k: getattr(c, k) for k in ("channel", "intent", "language", "resolution", "opened_at")},
+                    **{k: getattr(c, k) for k in ("first_response_at", "handoff_at", "resolved_at", "csat")},
+                ),
+                sign,
+            )
+        assert fast.nonzero() == reference.nonzero()
