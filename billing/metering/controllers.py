@@ -16,7 +16,7 @@ from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import rollups, service, usage
-from billing.metering.schemas import MAX_BYTES, MAX_CONTACTS
+from billing.metering.schemas import MAX_BYTES, MAX_CONTACTS, decode_batch
 from billing.metering.throttle import KeyRateLimiter
 from billing.metering.webhooks.controllers import ROUTES as WEBHOOK_ROUTES
 from control_plane.auth import EVERYONE, ApiScope, Principal, policy
@@ -72,7 +72,7 @@ async def _read_limited(request: Request) -> bytes | None:
 
 def _contacts_of(raw: bytes) -> list[Any]:
     try:
-        body = msgspec.json.decode(raw)
+        body = decode_batch(raw)
     except msgspec.DecodeError:
         raise DomainError("the body is not valid JSON", code="malformed_json") from None
     if isinstance(body, dict) and set(body) <= {"contacts"}:

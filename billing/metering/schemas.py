@@ -3,6 +3,12 @@
 Validation is hand-written rather than a pydantic model per contact: a batch is validated in a few
 milliseconds, every bad field of every contact is named with its reason, and no submitted value is
 echoed back (a ``customer_ref`` must never appear in an answer or a log).
+
+The API decodes a batch straight into :class:`ContactWire` structs (msgspec, in C: types, unknown
+fields and RFC 3339 timestamps checked while parsing); only the rules left (choices, order of the
+timestamps, …) run in Python, in :func:`validate_contact`. A batch that does not fit the wire types
+is decoded as plain JSON instead and every contact takes the general path, which names each field's
+problem. Both paths accept and reject the same contacts (a hypothesis test compares them).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import pycountry
 
 MAX_CONTACTS = 1000
@@ -95,6 +102,43 @@ class ContactIn:
     updated_at: datetime
 
 
+class ContactWire(msgspec.Struct, forbid_unknown_fields=True):
+    """A contact as the API decodes it when the whole batch has the right JSON types (see the module)."""
+
+    external_id: str
+    channel: str
+    language: str
+    market: str
+    intent: str
+    opened_at: datetime
+    resolution: str
+    updated_at: datetime
+    first_response_at: datetime | None = None
+    handoff_at: datetime | None = None
+    resolved_at: datetime | None = None
+    csat: int | None = None
+    customer_ref: str | None = None
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
+    contacts: list[ContactWire]
+
+
+_WIRE_BATCH = msgspec.json.Decoder(list[ContactWire])
+_WIRE_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+def decode_batch(raw: bytes) -> Any:
+    """The request body: a list of :class:`ContactWire` when every contact fits the wire types,
+    else the plain JSON value (``msgspec.DecodeError`` when it is not JSON)."""
+    try:
+        if raw.lstrip()[:1] == b"{":
+            return _WIRE_ENVELOPE.decode(raw).contacts
+        return _WIRE_BATCH.decode(raw)
+    except msgspec.ValidationError:
+        return msgspec.json.decode(raw)
+
+
 @dataclass(slots=True)
 class Rejection:
     index: int
@@ -115,18 +159,89 @@ def _timestamp(raw: dict[str, Any], name: str, errors: list[dict[str, str]], *, 
         errors.append({"field": name, "message": "must be an RFC 3339 timestamp string"})
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        errors.append({"field": name, "message": "is not an RFC 3339 timestamp (e.g. 2026-10-01T09:30:00+02:00)"})
+        parsed = msgspec.convert(value, datetime)  # the parser of the wire path (ContactWire), RFC 3339
+    except msgspec.ValidationError:
+        parsed = None
+    if parsed is None:
+        try:  # only to say what is missing: "2026-10-14 09:00" lacks the offset first
+            naive = datetime.fromisoformat(value).tzinfo is None
+        except ValueError:
+            naive = False
+        message = "is not an RFC 3339 timestamp (e.g. 2026-10-01T09:30:00+02:00)"
+        errors.append(
+            {"field": name, "message": "needs a time zone offset (RFC 3339, e.g. Z or +02:00)" if naive else message}
+        )
         return None
-    if parsed.tzinfo is None or ("T" not in value.upper() and " " not in value):
+    if parsed.tzinfo is None:
         errors.append({"field": name, "message": "needs a time zone offset (RFC 3339, e.g. Z or +02:00)"})
         return None
     return parsed
 
 
+_LANGUAGES: dict[str, bool] = {}  # tags seen: valid or not (bounded, see _language_ok)
+
+
+def _language_ok(tag: str) -> bool:
+    known = _LANGUAGES.get(tag)
+    if known is None:
+        known = len(tag) <= 35 and _BCP47.match(tag) is not None
+        if len(_LANGUAGES) < 10_000:
+            _LANGUAGES[tag] = known
+    return known
+
+
+def _wire_ok(w: ContactWire) -> bool:
+    """Every rule of :func:`validate_contact` that the wire types do not check already."""
+    opened, first, handoff, resolved, resolution = (
+        w.opened_at,
+        w.first_response_at,
+        w.handoff_at,
+        w.resolved_at,
+        w.resolution,
+    )
+    return (
+        w.channel in CHANNELS
+        and w.intent in INTENTS
+        and resolution in RESOLUTIONS
+        and w.market in MARKETS
+        and 1 <= len(w.external_id) <= 200
+        and not w.external_id.isspace()
+        and _language_ok(w.language)
+        and opened.tzinfo is not None
+        and w.updated_at.tzinfo is not None
+        and (first is None or (first.tzinfo is not None and first >= opened))
+        and (handoff is None or (handoff.tzinfo is not None and handoff >= opened))
+        and (resolved is None or (resolved.tzinfo is not None and resolved >= opened))
+        and not (resolution == "ai_resolved" and handoff is not None)
+        and not (resolution in RESOLVED and resolved is None)
+        and not (resolution == "open" and resolved is not None)
+        and (w.csat is None or 1 <= w.csat <= 5)
+        and (w.customer_ref is None or 1 <= len(w.customer_ref) <= 320)
+    )
+
+
 def validate_contact(index: int, raw: Any) -> ContactIn | Rejection:
     """A valid contact, or the rejection naming every bad field with its reason."""
+    if type(raw) is ContactWire:
+        if not _wire_ok(raw):  # the general path names the problems
+            return validate_contact(index, msgspec.to_builtins(raw))
+        w = raw
+        return ContactIn(
+            index,
+            w.external_id,
+            w.channel,
+            w.language,
+            w.market,
+            w.intent,
+            w.opened_at,
+            w.first_response_at,
+            w.handoff_at,
+            w.resolved_at,
+            w.resolution,
+            w.csat,
+            w.customer_ref,
+            w.updated_at,
+        )
     if not isinstance(raw, dict):
         return Rejection(index, None, [{"field": "contact", "message": "must be a JSON object"}])
     errors: list[dict[str, str]] = []
