@@ -84,7 +84,7 @@ def _upsert_sql(dialect: str) -> str:
 _PG_UPSERT = (
     "INSERT INTO first_response_rollups (tenant_id, clock, day, channel, seconds, contacts) "
     "SELECT CAST(%s AS uuid), e->>0, CAST(e->>1 AS date), e->>2, CAST(e->>3 AS bigint), CAST(e->>4 AS bigint) "
-    "FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e WHERE true "
+    "FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e ORDER BY e->>0, e->>1, e->>2, CAST(e->>3 AS bigint) "
     "ON CONFLICT (tenant_id, clock, day, channel, seconds) "
     "DO UPDATE SET contacts = first_response_rollups.contacts + excluded.contacts"
 )

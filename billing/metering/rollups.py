@@ -246,15 +246,25 @@ def _pg_upsert_sql() -> str:
     adds = ", ".join(f"{m} = contact_rollups.{m} + excluded.{m}" for m in MEASURES)
     return (
         f"INSERT INTO contact_rollups ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
-        f"SELECT {values} FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e WHERE true "
+        f"SELECT {values} FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e "
+        # Key order: concurrent appliers lock the rows they share in the same order (no deadlock).
+        "ORDER BY e->>0, e->>1, e->>2, e->>3, e->>4, e->>5 "
         f"ON CONFLICT ({keys}) DO UPDATE SET {adds}"
     )
 
 
 async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequence[tuple[Key, Vector]]) -> None:
-    """Add delta rows (one per key) to the control rollups in one statement; rows left at zero are removed."""
-    await response_rollups.add_rows(session, tenant_id, [(k, v[0]) for k, v in rows if response_rollups.is_frt_key(k)])
-    rows = [(k, v) for k, v in rows if not response_rollups.is_frt_key(k)]
+    """Add delta rows (one per key) to the control rollups in one statement; rows left at zero are removed.
+
+    PostgreSQL upserts them in key order (the statements sort); SQLite has one writer at a time."""
+    frt, main = [], []
+    for row in rows:
+        if row[0][0] == response_rollups.FRT:
+            frt.append((row[0], row[1][0]))
+        else:
+            main.append(row)
+    await response_rollups.add_rows(session, tenant_id, frt)
+    rows = main
     if not rows:
         return
     connection = await session.connection()
@@ -279,8 +289,8 @@ async def apply_deltas(db: Databases, region: str, deltas: Sequence[tuple[str, u
     """Apply several deltas of one cell in one control transaction, each exactly once.
 
     One multi-row receipt INSERT (``ON CONFLICT DO NOTHING RETURNING``) says which deltas are new;
-    only their rows are summed and upserted, in key order (concurrent appliers lock rows in the same
-    order). Returns how many deltas were applied now.
+    only their rows are summed and upserted, in key order (`add_to_rollups`: concurrent appliers
+    lock rows in the same order). Returns how many deltas were applied now.
     """
     if not deltas:
         return 0
@@ -311,14 +321,14 @@ async def apply_deltas(db: Databases, region: str, deltas: Sequence[tuple[str, u
                 by_tenant.setdefault(tenant_id, []).append(rows)
                 applied += 1
         for tenant_id, parts in by_tenant.items():
-            if len(parts) == 1:  # one delta: its keys are unique already
-                rows = [(k, v) for k, v in parts[0] if any(v)]
+            if len(parts) == 1:  # one delta: its keys are unique and its rows nonzero already
+                rows = parts[0]
             else:
                 total = DeltaSum()
                 for rows in parts:
                     total.add_rows(rows)
                 rows = total.nonzero()
-            await add_to_rollups(session, tenant_id, sorted(rows))
+            await add_to_rollups(session, tenant_id, rows)
     return applied
 
 
