@@ -1,0 +1,56 @@
+"""Pooled PostgreSQL connections: a connection that died while resting in the pool is replaced at
+checkout (pinged when it rested longer than ``PING_AFTER_IDLE``), without a ping per checkout."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from control_plane import database
+from tests.conftest import PG_URL, _pg_admin_dsn
+
+# PostgreSQL only (SQLite has no pool of server connections); CI always sets BPO_TEST_POSTGRES_URL.
+URLS = [PG_URL] if PG_URL else []
+
+
+async def _backend_pid(engine) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(sa.text("SELECT pg_backend_pid()"))
+
+
+def _terminate(pid: int) -> None:
+    with psycopg.connect(_pg_admin_dsn(), autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] is True
+
+
+@pytest.mark.parametrize("url", URLS)
+async def test_a_connection_killed_while_resting_is_replaced(url, monkeypatch):
+    engine = database.make_engine(url)
+    try:
+        first = await _backend_pid(engine)
+        _terminate(first)
+        await asyncio.sleep(0.05)
+        monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.0)  # it rested long enough to be pinged
+        second = await _backend_pid(engine)
+        assert second != first
+        assert await _backend_pid(engine) == second  # the new connection is pooled and reused
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("url", URLS)
+async def test_a_connection_that_rested_briefly_is_not_pinged(url, monkeypatch):
+    engine = database.make_engine(url)
+    try:
+        first = await _backend_pid(engine)
+        _terminate(first)
+        await asyncio.sleep(0.05)
+        monkeypatch.setattr(database, "PING_AFTER_IDLE", 3600.0)
+        with pytest.raises(sa.exc.DBAPIError):  # handed out unpinged: the first statement finds it dead
+            await _backend_pid(engine)
+        assert await _backend_pid(engine) != first  # ...and the pool replaced it right after
+    finally:
+        await engine.dispose()
