@@ -38,7 +38,7 @@ from billing.metering.models import (
     RollupReceipt,
 )
 from control_plane.database import Databases, utcnow
-from sla.calendar import BusinessCalendar, load_calendar
+from sla.calendar import BusinessCalendar, ceil_seconds, load_calendar
 
 Key = tuple[str, date, str, str, str, str]  # basis, day, channel, intent, language, resolution
 Vector = list[int]
@@ -171,7 +171,12 @@ class DeltaSum:
                 v[RES_SECONDS] += sign * res
                 v[res_bucket] += sign
         if first is not None:
-            for key, _ in response_rollups.frt_parts(day, c.channel, opened_at, first, calendar):
+            frt_keys = [
+                (response_rollups.FRT, day, c.channel, response_rollups.CALENDAR, ceil_seconds(first - opened_at))
+            ]
+            if calendar is not None:
+                frt_keys = [k for k, _ in response_rollups.frt_parts(day, c.channel, opened_at, first, calendar)]
+            for key in frt_keys:
                 v = rows.get(key)
                 if v is None:
                     rows[key] = [sign]

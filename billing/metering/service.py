@@ -24,7 +24,6 @@ applies (validation, contribution of a contact to the rollups) live in ``schemas
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import uuid
@@ -161,7 +160,7 @@ def hash_customer_ref(key: bytes, ref: str) -> str:
     ref = ref.strip()
     if "@" in ref:
         ref = ref.lower()
-    return hmac.new(key, ref.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, ref.encode(), "sha256").hex()  # the one-shot (OpenSSL) form of hmac.new(...).hexdigest()
 
 
 async def tenant_context(
