@@ -93,18 +93,7 @@ def test_both_paths_give_the_same_answer_for_any_batch(batch):
 
 
 def test_a_well_typed_batch_takes_the_wire_path_and_bad_rules_are_still_named():
-    good = {
-        "external_id": "c-1",
-        "channel": "chat",
-        "language": "de",
-        "market": "DE",
-        "intent": "wismo",
-        "opened_at": "2026-10-01T09:30:00+02:00",
-        "updated_at": "2026-10-01t10:00:00z",
-        "resolution": "ai_resolved",
-        "resolved_at": "2026-10-01T09:40:00+02:00",
-        "csat": 5,
-    }
+    good = BASE | {"updated_at": "2026-10-01t10:00:00z", "first_response_at": "2026-10-01T09:31:00+02:00"}
     bad = good | {"external_id": "c-2", "channel": "fax", "resolved_at": "2026-10-01T09:00:00+02:00"}
     body = msgspec.json.encode([good, bad])
     assert [type(c) for c in decode_batch(body)] == [ContactWire, ContactWire]

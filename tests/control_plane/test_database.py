@@ -26,13 +26,19 @@ def _terminate(pid: int) -> None:
         assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] is True
 
 
+async def _kill_the_pooled_connection(engine) -> int:
+    """Use a connection, return it to the pool, then end its server process: the pool holds a dead one."""
+    pid = await _backend_pid(engine)
+    _terminate(pid)
+    await asyncio.sleep(0.05)
+    return pid
+
+
 @pytest.mark.parametrize("url", URLS)
 async def test_a_connection_killed_while_resting_is_replaced(url, monkeypatch):
     engine = database.make_engine(url)
     try:
-        first = await _backend_pid(engine)
-        _terminate(first)
-        await asyncio.sleep(0.05)
+        first = await _kill_the_pooled_connection(engine)
         monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.0)  # it rested long enough to be pinged
         second = await _backend_pid(engine)
         assert second != first
@@ -45,9 +51,7 @@ async def test_a_connection_killed_while_resting_is_replaced(url, monkeypatch):
 async def test_a_connection_that_rested_briefly_is_not_pinged(url, monkeypatch):
     engine = database.make_engine(url)
     try:
-        first = await _backend_pid(engine)
-        _terminate(first)
-        await asyncio.sleep(0.05)
+        first = await _kill_the_pooled_connection(engine)
         monkeypatch.setattr(database, "PING_AFTER_IDLE", 3600.0)
         with pytest.raises(sa.exc.DBAPIError):  # handed out unpinged: the first statement finds it dead
             await _backend_pid(engine)
