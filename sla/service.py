@@ -456,7 +456,7 @@ async def list_alerts(session: AsyncSession, actor: Any, slug: str | None = None
             "message": a.message,
             "created_at": a.created_at.isoformat(),
         }
-        for a, s in rows.tuples()
+        for a, s in rows
     ]
 
 
