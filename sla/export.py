@@ -34,6 +34,10 @@ def report_csv(report: dict[str, Any]) -> str:
         for r in rows:
             w.writerow([dim, r["key"], r["resolved"], r["ai_resolved"], r["human_resolved"], r["deflection"] or "",
                         r["rated"], r["csat"] or ""])  # fmt: skip
+    w.writerow([])
+    w.writerow(["metric", "value"])
+    for name, value in report["metrics"].items():
+        w.writerow([name, "" if value is None else value])
     return out.getvalue()
 
 
@@ -90,10 +94,16 @@ def report_pdf(report: dict[str, Any]) -> bytes:
         pdf.multi_cell(0, 5, f"{line['amount']}  {line['description']}", new_x="LMARGIN", new_y="NEXT")
     m = report["metrics"]
     pdf.ln(2)
-    pdf.multi_cell(0, 5, f"Opened {m['contacts_opened']}, resolved {m['contacts_resolved']}, handoff rate "
-                   f"{_pct(m['handoff_rate'])}, first response p50 {m['first_response_p50_seconds']} s / p90 "
-                   f"{m['first_response_p90_seconds']} s, resolution p50 {m['resolution_p50_seconds']} s / p90 "
-                   f"{m['resolution_p90_seconds']} s", new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    pdf.multi_cell(
+        0,
+        5,
+        f"Opened {m['contacts_opened']}, resolved {m['contacts_resolved']}, handoff rate {_pct(m['handoff_rate'])}, "
+        f"reopen rate {_pct(m['reopen_rate'])}, first response p50 {m['first_response_p50_seconds']} s / p90 "
+        f"{m['first_response_p90_seconds']} s, resolution p50 {m['resolution_p50_seconds']} s / p90 "
+        f"{m['resolution_p90_seconds']} s",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     # Daily deflection bars, so the document shows the trend too.
     pdf.ln(3)
     pdf.set_font(family, "B", 10)

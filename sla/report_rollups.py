@@ -5,7 +5,7 @@ then `period_counts` again for the outcomes, then each breakdown). This module r
 table once or twice, with only the columns the report shows, and derives the rest in Python
 over small grouped results:
 
-1. ``resolved`` rows of the whole month by day x intent x resolution: contacts, ratings, handoffs
+1. ``resolved`` rows of the whole month by day x intent x resolution: contacts, ratings, handoffs, reopened
    and the resolution histogram. Excluded days are dropped in Python for the measurement and kept
    for the billable usage (what `sla.counts.billable_usage` reads).
 2. ``resolved`` rows of the measured days by language x channel x resolution: both breakdowns.
@@ -64,6 +64,7 @@ class ReportRollups:
     languages: dict[str, dict[str, int]] = field(default_factory=dict)
     channels: dict[str, dict[str, int]] = field(default_factory=dict)
     handoffs: int = 0
+    reopened: int = 0
     resolved_total: int = 0
     res_hist: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     opened_by_day: dict[tuple[date, str], int] = field(default_factory=dict)  # (day, channel) -> contacts
@@ -101,14 +102,19 @@ async def load(
     # 1. resolved, whole month, day x intent x resolution
     c = ROLLUP.c
     stmt = (
-        sa.select(c.day, c.intent, c.resolution, *_sums("contacts", "rated", "csat_good", "handoffs", *RES_BUCKETS))
+        sa.select(
+            c.day,
+            c.intent,
+            c.resolution,
+            *_sums("contacts", "rated", "csat_good", "handoffs", "reopened", *RES_BUCKETS),
+        )
         .where(*month, c.basis == "resolved", c.resolution.in_(RESOLVED))
         .group_by(c.day, c.intent, c.resolution)
         .order_by(c.day, c.intent, c.resolution)
     )
     ai_all = human_all = 0
     hist = out.res_hist
-    for day, intent, resolution, contacts, rated, good, handoffs, *buckets in await session.execute(stmt):
+    for day, intent, resolution, contacts, rated, good, handoffs, reopened, *buckets in await session.execute(stmt):
         contacts = int(contacts or 0)
         if not contacts:
             continue
@@ -124,6 +130,7 @@ async def load(
             acc["rated"] += rated
             acc["satisfied"] += good
         out.handoffs += int(handoffs or 0)
+        out.reopened += int(reopened or 0)
         out.resolved_total += contacts
         for i, n in enumerate(buckets):
             hist[i] += int(n or 0)

@@ -3,7 +3,7 @@
 Data flow: rollups (control DB) -> `sla.counts.period_counts` -> `sla.evaluation.evaluate_period`
 -> `billing.rating.rate_counts` (the invoice's own path, so the report's credits are the invoice's)
 -> the report (`period_report`): each SLA with target, actual, met, status and credit, plus the
-figures beside them (percentiles, handoff rate, breakdowns, daily trend).
+figures beside them (percentiles, handoff and reopen rates, breakdowns, daily trend).
 
 Status through the month (`tracking_status`): a finished month is `breached` when missed and
 `on_track` otherwise. In the running month, with the month so far (num/den) and the volume
@@ -291,6 +291,8 @@ async def period_report(
             "contacts_opened": opened_total,
             "contacts_resolved": resolved_total,
             "handoff_rate": rate_str(_frac(handoffs, resolved_total)),
+            # Resolved contacts of the period that had been reopened (open again, or resolved later).
+            "reopen_rate": rate_str(_frac(figures.reopened, resolved_total)),
             "first_response_p50_seconds": exact_percentile(frt_dist, Fraction(1, 2)),
             "first_response_p90_seconds": exact_percentile(frt_dist, Fraction(9, 10)),
             "resolution_p50_seconds": bucket_percentile(res_hist, Fraction(1, 2)),

@@ -35,6 +35,7 @@ MEASURES: tuple[str, ...] = (
     "resolution_seconds",
     *(f"frt_b{i:02d}" for i in range(BUCKETS)),
     *(f"res_b{i:02d}" for i in range(BUCKETS)),
+    "reopened",  # contacts that came back after being resolved (open again, or resolved again later)
 )
 DIMENSIONS: tuple[str, ...] = ("basis", "day", "channel", "intent", "language", "resolution")
 
@@ -65,6 +66,9 @@ class Contact(CellBase):
     customer_hash: Mapped[str | None] = mapped_column(sa.String(64))
     updated_at: Mapped[datetime]
     received_at: Mapped[datetime]
+    # Times a version reopened it: it had been resolved, and a later version is open again or
+    # resolved at a later time (DESIGN.md: "a reopened contact arrives as an update").
+    reopens: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
 
 
 class RollupDelta(CellBase):

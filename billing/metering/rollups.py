@@ -46,7 +46,7 @@ Vector = list[int]
 _I = {name: i for i, name in enumerate(MEASURES)}
 CONTACTS, RATED, CSAT_SUM, CSAT_GOOD, HANDOFFS = (_I[n] for n in MEASURES[:5])
 FIRST_RESPONSES, FRT_SECONDS, RESOLUTIONS, RES_SECONDS = (_I[n] for n in MEASURES[5:9])
-FRT_B0, RES_B0 = _I["frt_b00"], _I["res_b00"]
+FRT_B0, RES_B0, REOPENED = _I["frt_b00"], _I["res_b00"], _I["reopened"]
 N = len(MEASURES)
 ROLLUP = ContactRollup.__table__
 log = logging.getLogger(__name__)
@@ -69,9 +69,12 @@ def contribution(
     handoff_at: datetime | None,
     resolved_at: datetime | None,
     csat: int | None,
+    reopens: int = 0,
 ) -> list[tuple[Key, list[tuple[int, int]]]]:
     """What one contact adds to the rollups: ``[(key, [(measure index, amount), …]), …]``."""
     parts: list[tuple[int, int]] = [(CONTACTS, 1)]
+    if reopens:
+        parts.append((REOPENED, 1))
     if csat is not None:
         parts += [(RATED, 1), (CSAT_SUM, csat)]
         if csat >= 4:
@@ -98,8 +101,8 @@ def _sparse(vector: Vector) -> dict[str, int]:
 
 
 def _dense(stored: dict[str, int] | list[int]) -> Vector:
-    if isinstance(stored, list):
-        return list(stored)
+    if isinstance(stored, list):  # deltas written before a measure was added are shorter
+        return [*stored, *[0] * (N - len(stored))]
     vector = [0] * N
     for i, x in stored.items():
         vector[int(i)] = x
@@ -149,12 +152,14 @@ class DeltaSum:
         if first is not None:
             frt = int((first - opened_at).total_seconds())
             frt_bucket = FRT_B0 + bisect.bisect_left(HISTOGRAM_BOUNDS, frt)
-        handoff = c.handoff_at is not None
+        handoff, reopened = c.handoff_at is not None, c.reopens > 0
         for key in keys:
             v = rows.get(key)
             if v is None:
                 v = rows[key] = [0] * N
             v[CONTACTS] += sign
+            if reopened:
+                v[REOPENED] += sign
             if csat is not None:
                 v[RATED] += sign
                 v[CSAT_SUM] += sign * csat
@@ -431,6 +436,7 @@ RECOUNT_COLUMNS = (
     Contact.handoff_at,
     Contact.resolved_at,
     Contact.csat,
+    Contact.reopens,
 )
 
 

@@ -100,6 +100,7 @@ class ContactIn:
     csat: int | None
     customer_ref: str | None
     updated_at: datetime
+    reopens: int = 0  # set by ingest from the versions it has seen (see service.write_to_cell)
 
 
 class ContactWire(msgspec.Struct, forbid_unknown_fields=True):

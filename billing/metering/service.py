@@ -40,7 +40,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import rollups
 from billing.metering.models import Contact, IngestError, RollupDelta
-from billing.metering.schemas import MAX_BYTES, MAX_CONTACTS, ContactIn, IngestResult, Rejection, validate_contact
+from billing.metering.schemas import (
+    MAX_BYTES,
+    MAX_CONTACTS,
+    RESOLVED,
+    ContactIn,
+    IngestResult,
+    Rejection,
+    validate_contact,
+)
 from control_plane.auth import Principal
 from control_plane.database import Databases, utcnow
 from control_plane.errors import DomainError
@@ -79,6 +87,7 @@ _UPDATE = (
                 "customer_hash",
                 "updated_at",
                 "received_at",
+                "reopens",
             )
         }
     )
@@ -197,6 +206,7 @@ def _row(c: ContactIn, tenant_id: uuid.UUID, customer_hash: str | None, now: dat
         "customer_hash": customer_hash,
         "updated_at": c.updated_at,
         "received_at": now,
+        "reopens": c.reopens,
     }
 
 
@@ -215,6 +225,49 @@ async def _lock_tenant(cell: AsyncSession, tenant_id: uuid.UUID, delta_id: str, 
     )
 
 
+def _reopened(before: Any, after: Any) -> bool:
+    """A resolved contact comes back: open again, or resolved again at a later time."""
+    if before.resolution not in RESOLVED:
+        return False
+    return after.resolution == "open" or (after.resolution in RESOLVED and after.resolved_at > before.resolved_at)
+
+
+def _versions(
+    items: Sequence[tuple[ContactIn, str | None]],
+    stored: dict[str, Any],
+    winners: dict[str, tuple[ContactIn, str | None]],
+) -> tuple[int, int, int, dict[str, int]]:
+    """Walk a cell's part of a batch in order against the stored versions.
+
+    A version counts when it is newer than the contact's latest so far (stored, or earlier in the
+    batch): the first as accepted (no stored version) or updated, later ones as updated; older or
+    equal ones are duplicates. Fills ``winners`` with each contact's last counted version and
+    returns the counts and, per contact, its reopens: the stored ones plus one per counted version
+    that reopens the one before it.
+    """
+    heads: dict[str, Any] = {}
+    reopens: dict[str, int] = {}
+    accepted = updated = duplicates = 0
+    for item in items:
+        c = item[0]
+        key = c.external_id
+        before = heads.get(key)
+        if before is None:
+            before = stored.get(key)
+            reopens[key] = 0 if before is None else before.reopens
+        if before is None:
+            accepted += 1
+        elif c.updated_at > before.updated_at:
+            updated += 1
+            reopens[key] += _reopened(before, c)
+        else:
+            duplicates += 1
+            continue
+        heads[key] = c
+        winners[key] = item
+    return accepted, updated, duplicates, reopens
+
+
 async def write_to_cell(
     cell: AsyncSession,
     ctx: TenantContext,
@@ -230,41 +283,36 @@ async def write_to_cell(
     """
     zone = ZoneInfo(ctx.timezone)
     out = CellOutcome(delta_id=str(uuid.uuid4()))
-    newest: dict[str, tuple[ContactIn, str | None]] = {}  # per contact, its first version with the latest updated_at
-    for item in items:
-        current = newest.get(item[0].external_id)
-        if current is None or item[0].updated_at > current[0].updated_at:
-            newest[item[0].external_id] = item
+    newest: dict[str, tuple[ContactIn, str | None]] = {}  # per contact, the version that wins if it is new
+    _, _, _, reopens = _versions(items, {}, newest)
     deltas = rollups.DeltaSum()
     for c, _ in newest.values():
+        c.reopens = reopens[c.external_id]
         deltas.add_contact(zone, c, ctx.calendar, 1)
 
     await _lock_tenant(cell, ctx.id, out.delta_id, ctx.timezone, now)
     stored = {row.external_id: row for row in await cell.execute(_stored_versions(cell, ctx.id, list(newest)))}
-    seen: dict[str, datetime] = {}
-    for c, _ in items:  # the counts, in batch order: a batch may carry several versions of one contact
-        version = seen.get(c.external_id) or getattr(stored.get(c.external_id), "updated_at", None)
-        if version is None:
-            out.accepted += 1
-        elif c.updated_at > version:
-            out.updated += 1
-        else:
-            out.duplicates += 1
-            continue
-        seen[c.external_id] = c.updated_at
+    written: dict[str, tuple[ContactIn, str | None]] = {}
+    out.accepted, out.updated, out.duplicates, reopens = _versions(items, stored, written)
     inserts, updates = [], []
     for external_id, (c, customer_hash) in newest.items():
         old = stored.get(external_id)
-        if old is not None and c.updated_at <= old.updated_at:  # stale: nothing of it is written
+        if external_id not in written:  # stale: nothing of it is written
             deltas.add_contact(zone, c, ctx.calendar, -1)
             continue
+        if old is not None:  # an update: the stored version's contribution goes, its reopens carry on
+            deltas.add_contact(zone, old, ctx.calendar, -1)
+            if (reopens[external_id] > 0) != (c.reopens > 0):
+                deltas.add_contact(zone, c, ctx.calendar, -1)
+                c.reopens = reopens[external_id]
+                deltas.add_contact(zone, c, ctx.calendar, 1)
+            c.reopens = reopens[external_id]
         row = _row(c, ctx.id, customer_hash, now)
         if old is None:
             inserts.append(row)
         else:
             row["_id"] = old.id
             updates.append(row)
-            deltas.add_contact(zone, old, ctx.calendar, -1)
     if inserts:
         await cell.execute(CONTACTS.insert(), inserts)
     if updates:

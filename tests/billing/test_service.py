@@ -226,6 +226,66 @@ def _version(prefix: str, v: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+class TestReopens:
+    """A resolved contact that comes back (open again, or resolved again later) counts as reopened."""
+
+    @staticmethod
+    def _history(external_id: str) -> list[dict[str, Any]]:
+        resolved, reopened, again = (ts(T0 + timedelta(minutes=m)) for m in (4, 90, 150))
+        return [
+            contact(external_id, resolved_at=resolved, updated_at=resolved),
+            contact(external_id, resolution="open", resolved_at=None, csat=None, updated_at=reopened),
+            contact(
+                external_id,
+                resolution="human_resolved",
+                handoff_at=reopened,
+                resolved_at=again,
+                updated_at=again,
+            ),
+        ]
+
+    async def _reopened(self, dbs, tenant_id) -> tuple[dict[str, int], int]:
+        stored = {k: r.reopens for cell in (await cell_contacts(dbs, tenant_id)).values() for k, r in cell.items()}
+        async with dbs.control_session() as session:
+            rows = await rollups.read_rollups(
+                session, tenant_id, basis="resolved", start=date(2026, 10, 1), end=date(2026, 11, 1)
+            )
+        return stored, sum(r["reopened"] for r in rows)
+
+    async def test_versions_in_separate_batches_and_in_one_batch_count_the_same(self, dbs, keyring, ingest_tenant):
+        t = await ingest_tenant()
+        for version in self._history("apart"):
+            await ingest_contacts(dbs, keyring, None, t.slug, [version])
+        result = await ingest_contacts(dbs, keyring, None, t.slug, self._history("together"))
+        assert (result.accepted, result.updated) == (1, 2)
+        stored, counted = await self._reopened(dbs, t.id)
+        assert stored == {"apart": 1, "together": 1}
+        assert counted == 2
+        assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+
+    async def test_stale_versions_corrections_and_later_resolutions(self, dbs, keyring, ingest_tenant):
+        t = await ingest_tenant()
+        first, reopened, _ = self._history("r")
+        await ingest_contacts(dbs, keyring, None, t.slug, [first])
+        # A correction of the rating at the same resolution time is no reopen.
+        await ingest_contacts(
+            dbs, keyring, None, t.slug, [first | {"csat": 2, "updated_at": ts(T0 + timedelta(minutes=5))}]
+        )
+        assert (await self._reopened(dbs, t.id))[0] == {"r": 0}
+        # Resolved again later without an open version between: "now human_resolved" (DESIGN.md).
+        later = ts(T0 + timedelta(minutes=40))
+        human = first | {"resolution": "human_resolved", "handoff_at": later, "resolved_at": later, "updated_at": later}
+        await ingest_contacts(dbs, keyring, None, t.slug, [human])
+        # The open version arrives late (older than the stored one): a duplicate, nothing changes.
+        late = await ingest_contacts(
+            dbs, keyring, None, t.slug, [reopened | {"updated_at": ts(T0 + timedelta(minutes=30))}]
+        )
+        assert late.duplicates == 1
+        stored, counted = await self._reopened(dbs, t.id)
+        assert stored == {"r": 1} and counted == 1
+        assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+
+
 class TestRollupsEqualARecount:
     @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(ops=versions, cut=st.integers(0, 30))
@@ -307,13 +367,14 @@ class TestIngestArithmeticEqualsTheDefinition:
         fast, reference = rollups.DeltaSum(), rollups.DeltaSum()
         for i, (v, sign) in enumerate(zip(ops, signs, strict=False)):
             c = validate_contact(i, _version("p", v))
+            c.reopens = v["version"] % 3  # any count of reopens
             fast.add_contact(tz, c, calendar, sign)
             reference.add(
                 rollups.contact_parts(
                     tz,
                     calendar,
                     **{k: getattr(c, k) for k in ("channel", "intent", "language", "resolution", "opened_at")},
-                    **{k: getattr(c, k) for k in ("first_response_at", "handoff_at", "resolved_at", "csat")},
+                    **{k: getattr(c, k) for k in ("first_response_at", "handoff_at", "resolved_at", "csat", "reopens")},
                 ),
                 sign,
             )

@@ -97,6 +97,10 @@ async def test_a_merchant_sees_its_sla_page_equal_to_the_api_and_not_another_ten
     period, contacts = _last_month_contacts()
     result = await ingest_contacts(dbs, keyring, None, slug, contacts)
     assert not result.rejected and result.accepted == len(contacts), result.rejected[:3]
+    # One AI contact comes back and a human resolves it two hours later: a reopen.
+    back = contacts[0]["resolved_at"][:11] + "14:00:00+00:00"
+    again = contacts[0] | {"resolution": "human_resolved", "handoff_at": back, "resolved_at": back, "updated_at": back}
+    assert (await ingest_contacts(dbs, keyring, None, slug, [again])).updated == 1
     await ingest_contacts(dbs, keyring, None, other, _last_month_contacts()[1][:5])
 
     await sign_in(page, live, provider, merchant, f"/tenants/{slug}/sla")
@@ -129,6 +133,10 @@ async def test_a_merchant_sees_its_sla_page_equal_to_the_api_and_not_another_ten
     await expect(page.locator("#m-opened")).to_have_text(str(api["metrics"]["contacts_opened"]))
     await expect(page.locator("#m-resolved")).to_have_text(str(api["metrics"]["contacts_resolved"]))
     await expect(page.locator("#m-handoff")).to_have_text(pct(api["metrics"]["handoff_rate"]))
+    await expect(page.locator("#m-reopen")).to_have_text(pct(api["metrics"]["reopen_rate"]))
+    assert api["metrics"]["reopen_rate"] == str(
+        (Decimal(1) / api["metrics"]["contacts_resolved"]).quantize(Decimal("0.0001"))
+    )
     for row in api["breakdowns"]["intent"]:
         await expect(page.locator(f'#by-intent tr[data-key="{row["key"]}"] td').nth(1)).to_have_text(
             str(row["resolved"])

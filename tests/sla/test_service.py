@@ -73,6 +73,8 @@ class TestDeflection:
         r = await report(dbs, t.slug)
         d = sla_of(r, "deflection")
         assert (d["actual"], d["numerator"], d["denominator"], d["met"]) == ("0.6000", 6, 10, False)
+        # The contact came back and was resolved again later: 1 of the 10 resolved was reopened.
+        assert r["metrics"]["reopen_rate"] == "0.1000"
         assert d["status"] == "breached"
         # 10 points short x 2 %/point = 20 %, capped at 10 % of usage (6 x 1.40 + 4 x 5.20 = 29.20) = 2.92.
         assert d["credit"] == {"percent": "10.0000", "amount": "-2.92"}
