@@ -26,7 +26,6 @@ def main() -> None:
 @click.option("--scheduler/--no-scheduler", default=True, help="run the periodic jobs in-process (one leader)")
 def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool) -> None:
     """Serve the API and the pages."""
-
     from control_plane.app import create_app
     from control_plane.migrate import upgrade_all
 
@@ -126,7 +125,6 @@ def demo(then_serve: bool) -> None:
         click.echo(f"  invoice {line}")
     if then_serve:
         click.echo(f"Serving on http://{settings.host}:{settings.port}")
-
         from control_plane.app import create_app
 
         run_server(create_app(settings, run_scheduler=True), settings.host, settings.port)
