@@ -283,11 +283,12 @@ def rollups() -> None:
 @rollups.command("rebuild")
 @click.option("--tenant", "slug", default=None, help="one tenant (default: every tenant)")
 @click.option("--check", is_flag=True, help="compare a recount with the stored rollups, change nothing")
-def rollups_rebuild(slug: str | None, check: bool) -> None:
+@click.option("--force", is_flag=True, help="rebuild even a tenant whose contacts retention has purged")
+def rollups_rebuild(slug: str | None, check: bool, force: bool) -> None:
     """Recount every contact of the cells and replace the tenant's rollups with it (or --check them)."""
     from billing.metering.cli import rebuild_rollups
 
-    ok = _run(rebuild_rollups(load_settings(), slug, check=check, echo=click.echo))
+    ok = _run(rebuild_rollups(load_settings(), slug, check=check, echo=click.echo, force=force))
     if not ok:
         sys.exit(1)
 

@@ -8,13 +8,28 @@ import sqlalchemy as sa
 
 from billing.metering import rollups
 from billing.metering.webhooks.service import replay_events
+from compliance.models import AuditEntry
 from control_plane.database import Databases
 from control_plane.keyring import KeyRing
 from control_plane.settings import Settings
 from tenants.models import Tenant
 
 
-async def rebuild_rollups(settings: Settings, slug: str | None, *, check: bool, echo: Callable[[str], None]) -> bool:
+async def _purged_by_retention(session, slug: str) -> bool:
+    """Whether retention has purged contacts of the tenant (its audit stream says so)."""
+    stmt = sa.select(AuditEntry.id).where(AuditEntry.stream == slug, AuditEntry.action == "retention.purged").limit(1)
+    return await session.scalar(stmt) is not None
+
+
+async def rebuild_rollups(
+    settings: Settings, slug: str | None, *, check: bool, echo: Callable[[str], None], force: bool = False
+) -> bool:
+    """Recount (``check``: compare) or rebuild the rollups of one tenant or all.
+
+    A recount sees only the contacts the cells still hold. Retention purges contacts but keeps their
+    counts (invoices and SLA reports of those months stay as they were), so for a tenant with purged
+    contacts a rebuild would erase those counts: it is refused unless ``force``.
+    """
     dbs = Databases(settings.database)
     ok = True
     try:
@@ -27,13 +42,26 @@ async def rebuild_rollups(settings: Settings, slug: str | None, *, check: bool, 
             echo(f"no tenant {slug!r}")
             return False
         for tenant_id, tenant_slug, timezone in targets:
+            async with dbs.control_session() as session:
+                purged = await _purged_by_retention(session, tenant_slug)
+            if purged and not check and not force:
+                echo(
+                    f"{tenant_slug}: not rebuilt: retention has purged some of its contacts, whose counts the "
+                    "rollups keep (invoices and SLA reports of those months); a recount cannot see them and a "
+                    "rebuild would erase them. --force rebuilds anyway"
+                )
+                ok = False
+                continue
             if check:
                 recount = await rollups.recount(dbs, tenant_id, timezone)
                 async with dbs.control_session() as session:
                     stored = await rollups.stored_rollups(session, tenant_id)
                 same = recount == stored
                 ok &= same
-                echo(f"{tenant_slug}: {len(stored)} rows, {'match the recount' if same else 'DIFFER from the recount'}")
+                verdict = "match the recount" if same else "DIFFER from the recount"
+                if purged and not same:
+                    verdict += " (retention has purged contacts that the rollups still count)"
+                echo(f"{tenant_slug}: {len(stored)} rows, {verdict}")
             else:
                 rows = await rollups.rebuild(dbs, tenant_id, timezone)
                 echo(f"{tenant_slug}: rebuilt {rows} rollup rows")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from billing.metering.cli import rebuild_rollups
 from billing.metering.models import WebhookEvent
 from compliance.models import AuditEntry
 from compliance.retention import purge_expired_contacts
@@ -19,7 +20,7 @@ CUTOFF = NOW - timedelta(days=30)
 
 
 class TestRetentionPurge:
-    async def test_exactly_the_rows_past_their_time_go(self, client, cell_tenant, dbs, staff_headers):
+    async def test_exactly_the_rows_past_their_time_go(self, client, cell_tenant, dbs, staff_headers, settings):
         short = await cell_tenant(retention_days=30)
         long = await cell_tenant(retention_days=365)
         second = timedelta(seconds=1)
@@ -78,6 +79,17 @@ class TestRetentionPurge:
         # Running again purges nothing and audits nothing more.
         again = await purge_expired_contacts(dbs, now=NOW)
         assert short.slug not in again.purged
+
+        # A rollup rebuild cannot see purged contacts: it is refused rather than erase their counts.
+        said: list[str] = []
+        assert await rebuild_rollups(settings, short.slug, check=False, echo=said.append) is False
+        assert "not rebuilt: retention has purged" in said[-1]
+        assert await billing_snapshot(dbs, short.id) == before[short.slug]
+        assert await rebuild_rollups(settings, short.slug, check=True, echo=said.append) is False
+        assert said[-1].endswith("DIFFER from the recount (retention has purged contacts that the rollups still count)")
+        assert await rebuild_rollups(settings, long.slug, check=False, echo=said.append) is True  # nothing purged
+        assert await rebuild_rollups(settings, short.slug, check=False, echo=said.append, force=True) is True
+        assert await billing_snapshot(dbs, short.id) != before[short.slug]  # --force: the purged counts are gone
 
     async def test_the_scheduled_job_is_registered_and_runs(self, settings, dbs, keyring):
         from control_plane.scheduler import JOBS
