@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+with warnings.catch_warnings():
+    # authlib 1.9 warns at import when it falls back from the new "httpx2" package to httpx, which is
+    # the HTTP client of this stack (and what it runs on either way).
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
