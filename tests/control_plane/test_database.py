@@ -12,9 +12,6 @@ import sqlalchemy as sa
 from control_plane import database
 from tests.conftest import PG_URL, _pg_admin_dsn
 
-# PostgreSQL only (SQLite has no pool of server connections); CI always sets BPO_TEST_POSTGRES_URL.
-URLS = [PG_URL] if PG_URL else []
-
 
 async def _backend_pid(engine) -> int:
     async with engine.connect() as conn:
@@ -34,27 +31,26 @@ async def _kill_the_pooled_connection(engine) -> int:
     return pid
 
 
-@pytest.mark.parametrize("url", URLS)
-async def test_a_connection_killed_while_resting_is_replaced(url, monkeypatch):
-    engine = database.make_engine(url)
-    try:
-        first = await _kill_the_pooled_connection(engine)
-        monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.0)  # it rested long enough to be pinged
-        second = await _backend_pid(engine)
-        assert second != first
-        assert await _backend_pid(engine) == second  # the new connection is pooled and reused
-    finally:
-        await engine.dispose()
+if PG_URL:  # PostgreSQL only (SQLite has no pool of server connections); CI always sets the URL
 
+    async def test_a_connection_killed_while_resting_is_replaced(monkeypatch):
+        engine = database.make_engine(PG_URL)
+        try:
+            first = await _kill_the_pooled_connection(engine)
+            monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.0)  # it rested long enough to be pinged
+            second = await _backend_pid(engine)
+            assert second != first
+            assert await _backend_pid(engine) == second  # the new connection is pooled and reused
+        finally:
+            await engine.dispose()
 
-@pytest.mark.parametrize("url", URLS)
-async def test_a_connection_that_rested_briefly_is_not_pinged(url, monkeypatch):
-    engine = database.make_engine(url)
-    try:
-        first = await _kill_the_pooled_connection(engine)
-        monkeypatch.setattr(database, "PING_AFTER_IDLE", 3600.0)
-        with pytest.raises(sa.exc.DBAPIError):  # handed out unpinged: the first statement finds it dead
-            await _backend_pid(engine)
-        assert await _backend_pid(engine) != first  # ...and the pool replaced it right after
-    finally:
-        await engine.dispose()
+    async def test_a_connection_that_rested_briefly_is_not_pinged(monkeypatch):
+        engine = database.make_engine(PG_URL)
+        try:
+            first = await _kill_the_pooled_connection(engine)
+            monkeypatch.setattr(database, "PING_AFTER_IDLE", 3600.0)
+            with pytest.raises(sa.exc.DBAPIError):  # handed out unpinged: the first statement finds it dead
+                await _backend_pid(engine)
+            assert await _backend_pid(engine) != first  # ...and the pool replaced it right after
+        finally:
+            await engine.dispose()
