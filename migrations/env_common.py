@@ -7,6 +7,10 @@ twins (aiosqlite -> pysqlite; psycopg serves both).
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import sqlalchemy as sa
 from alembic import context
 
@@ -15,9 +19,33 @@ def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite", "sqlite").replace("postgresql+asyncpg", "postgresql+psycopg")
 
 
+def _migrate_fresh_sqlite_for_check(config, url: str) -> None:
+    """``alembic check`` on a fresh checkout: the default SQLite file (``var/``) does not exist yet.
+
+    It is created and migrated to head first, in a child ``alembic upgrade head`` with the same
+    options, so that the check compares the models with the migrations (rather than failing to
+    open the file, or finding an empty database behind head). Only for ``check``, only for a SQLite
+    file that does not exist.
+    """
+    cmd = getattr(config.cmd_opts, "cmd", None)
+    if not cmd or getattr(cmd[0], "__name__", "") != "check":
+        return
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "alembic", "-c", config.config_file_name, "-n", config.config_ini_section]
+    args += [f"-x{x}" for x in (config.cmd_opts.x or [])]
+    subprocess.run([*args, "upgrade", "head"], check=True, capture_output=True)  # noqa: S603 (our own alembic)
+
+
 def run(target_metadata: sa.MetaData, default_url: str) -> None:
     config = context.config
     url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url") or default_url
+    _migrate_fresh_sqlite_for_check(config, sync_url(url))
     engine = sa.create_engine(sync_url(url), poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         context.configure(
