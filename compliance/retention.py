@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from billing.metering.models import Contact, WebhookEvent
+from compliance.models import AuditEntry
 from compliance.service import SYSTEM, Actor, append_audit_entry
 from control_plane.database import Databases, utcnow
 from tenants.models import Tenant
 
 BATCH = 5000
+PURGED = "retention.purged"  # the audit action of a purge (one entry per tenant and run)
 
 
 @dataclass
@@ -70,9 +72,15 @@ async def purge_expired_contacts(db: Databases, *, now: datetime | None = None, 
                     session,
                     stream=slug,
                     actor=actor,
-                    action="retention.purged",
+                    action=PURGED,
                     target=f"tenant:{slug}/contacts",
                     data={"retention_days": days, "cutoff": cutoff, "purged": counts},
                     now=now,
                 )
     return report
+
+
+async def has_purged_contacts(session, slug: str) -> bool:
+    """Whether retention has ever purged contacts of the tenant ``slug`` (its audit stream says so)."""
+    stmt = sa.select(AuditEntry.id).where(AuditEntry.stream == slug, AuditEntry.action == PURGED).limit(1)
+    return await session.scalar(stmt) is not None

@@ -8,17 +8,11 @@ import sqlalchemy as sa
 
 from billing.metering import rollups
 from billing.metering.webhooks.service import replay_events
-from compliance.models import AuditEntry
+from compliance.retention import has_purged_contacts
 from control_plane.database import Databases
 from control_plane.keyring import KeyRing
 from control_plane.settings import Settings
 from tenants.models import Tenant
-
-
-async def _purged_by_retention(session, slug: str) -> bool:
-    """Whether retention has purged contacts of the tenant (its audit stream says so)."""
-    stmt = sa.select(AuditEntry.id).where(AuditEntry.stream == slug, AuditEntry.action == "retention.purged").limit(1)
-    return await session.scalar(stmt) is not None
 
 
 async def rebuild_rollups(
@@ -43,7 +37,7 @@ async def rebuild_rollups(
             return False
         for tenant_id, tenant_slug, timezone in targets:
             async with dbs.control_session() as session:
-                purged = await _purged_by_retention(session, tenant_slug)
+                purged = await has_purged_contacts(session, tenant_slug)
             if purged and not check and not force:
                 echo(
                     f"{tenant_slug}: not rebuilt: retention has purged some of its contacts, whose counts the "

@@ -302,11 +302,12 @@ async def write_to_cell(
             continue
         if old is not None:  # an update: the stored version's contribution goes, its reopens carry on
             deltas.add_contact(zone, old, ctx.calendar, -1)
-            if (reopens[external_id] > 0) != (c.reopens > 0):
+            if (reopens[external_id] > 0) != (c.reopens > 0):  # counted as (not) reopened before the lock
                 deltas.add_contact(zone, c, ctx.calendar, -1)
                 c.reopens = reopens[external_id]
                 deltas.add_contact(zone, c, ctx.calendar, 1)
-            c.reopens = reopens[external_id]
+            else:
+                c.reopens = reopens[external_id]
         row = _row(c, ctx.id, customer_hash, now)
         if old is None:
             inserts.append(row)

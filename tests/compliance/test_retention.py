@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from billing.metering.cli import rebuild_rollups
 from billing.metering.models import WebhookEvent
 from compliance.models import AuditEntry
-from compliance.retention import purge_expired_contacts
+from compliance.retention import PURGED, purge_expired_contacts
 from control_plane import jobs
 from control_plane.scheduler import JobContext
 from tests.compliance.conftest import billing_snapshot, cell_rows, contact, ingest
@@ -71,7 +71,7 @@ class TestRetentionPurge:
         assert {t.slug: await billing_snapshot(dbs, t.id) for t in (short, long)} == before
         async with dbs.control_session() as session:
             entry = await session.scalar(
-                sa.select(AuditEntry).where(AuditEntry.stream == short.slug, AuditEntry.action == "retention.purged")
+                sa.select(AuditEntry).where(AuditEntry.stream == short.slug, AuditEntry.action == PURGED)
             )
         assert entry.actor == "system" and entry.data["purged"]["eu"]["contacts"] == 1
         assert entry.data["retention_days"] == 30

@@ -4,8 +4,10 @@ the report comes out of `sla.service.period_report` (the API's own call). Clock:
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import hmac
+import io
 import json
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +26,7 @@ from control_plane.scheduler import JobContext
 from sla import service
 from sla.calendar import BusinessCalendar
 from sla.counts import period_counts
+from sla.export import report_csv
 from sla.models import SlaAlert
 from tests.conftest import STAFF
 from tests.sla.conftest import contact, ts
@@ -75,6 +78,10 @@ class TestDeflection:
         assert (d["actual"], d["numerator"], d["denominator"], d["met"]) == ("0.6000", 6, 10, False)
         # The contact came back and was resolved again later: 1 of the 10 resolved was reopened.
         assert r["metrics"]["reopen_rate"] == "0.1000"
+        # The CSV ends with the same metrics.
+        rows = list(csv.reader(io.StringIO(report_csv(r))))
+        metrics = dict(rows[rows.index(["metric", "value"]) + 1 :])
+        assert (metrics["reopen_rate"], metrics["contacts_resolved"]) == ("0.1000", "10")
         assert d["status"] == "breached"
         # 10 points short x 2 %/point = 20 %, capped at 10 % of usage (6 x 1.40 + 4 x 5.20 = 29.20) = 2.92.
         assert d["credit"] == {"percent": "10.0000", "amount": "-2.92"}
