@@ -20,10 +20,16 @@ from tests.billing.conftest import T0, cell_contacts, contact, ts
 
 
 class FlakyCellSession:
-    """Test double of a cell session: raises once, on the first INSERT into contacts (after the dedup SELECT)."""
+    """Test double of a cell session: raises once, when the contacts are about to be written after
+    the dedup SELECT: at the INSERT into contacts (SQLite), or when the write asks for the session's
+    connection to COPY them (PostgreSQL)."""
 
     def __init__(self, real, state: dict[str, bool]) -> None:
         self.real, self.state = real, state
+
+    def _fail_once(self) -> None:
+        self.state["raised"] = True
+        raise ConnectionResetError("injected: the cell connection dropped")
 
     async def __aenter__(self):
         await self.real.__aenter__()
@@ -35,9 +41,14 @@ class FlakyCellSession:
     async def execute(self, statement, params=None, **kw):
         table = getattr(statement, "table", None)
         if not self.state["raised"] and statement.is_insert and getattr(table, "name", "") == "contacts":
-            self.state["raised"] = True
-            raise ConnectionResetError("injected: the cell connection dropped")
+            self._fail_once()
+        self.state["probed"] = self.state.get("probed") or statement.is_select
         return await self.real.execute(statement, params, **kw)
+
+    async def connection(self, **kw):
+        if not self.state["raised"] and self.state.get("probed"):
+            self._fail_once()
+        return await self.real.connection(**kw)
 
     def __getattr__(self, name):
         return getattr(self.real, name)
