@@ -235,30 +235,28 @@ def _upsert_sql(dialect: str) -> str:
     return insert + f"ON CONFLICT ({keys}) DO UPDATE SET {adds}"
 
 
+_PG_KEYS = ("b", "d", "c", "i", "l", "r")  # basis, day, channel, intent, language, resolution
+
+
 @functools.cache
 def _pg_upsert_sql() -> str:
-    """PostgreSQL: the whole delta in one statement, its rows one JSON array parameter
-    (``[[basis, day, channel, intent, language, resolution, [measure, …]], …]``): one round trip
-    and a set-based upsert instead of one pipelined execution per row."""
+    """PostgreSQL: the whole delta in one statement, its rows one JSON array parameter of objects
+    with the key under one-letter names and only the nonzero measures, under their index
+    (``{"b": "opened", "d": "2026-10-01", …, "0": 1, "5": 1, …}``): one round trip and a set-based
+    upsert. ``json_to_recordset`` parses each row once into typed columns, which costs PostgreSQL
+    about a third less than reading 47 measures out of a ``jsonb`` array each by its own path."""
     keys = ", ".join(("tenant_id", *DIMENSIONS))
-    values = ", ".join(
-        [
-            "CAST(%s AS uuid)",
-            "e->>0",
-            "CAST(e->>1 AS date)",
-            "e->>2",
-            "e->>3",
-            "e->>4",
-            "e->>5",
-            *(f"CAST(e->6->>{i} AS bigint)" for i in range(N)),
-        ]
-    )
+    types = ("text", "date", "text", "text", "text", "text")
+    columns = [f"{k} {t}" for k, t in zip(_PG_KEYS, types, strict=True)]
+    record = ", ".join([*columns, *(f'"{i}" bigint' for i in range(N))])
+    measures = (f'coalesce(x."{i}", 0)' for i in range(N))
+    values = ", ".join(["CAST(%s AS uuid)", *(f"x.{k}" for k in _PG_KEYS), *measures])
     adds = ", ".join(f"{m} = contact_rollups.{m} + excluded.{m}" for m in MEASURES)
     return (
         f"INSERT INTO contact_rollups ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
-        f"SELECT {values} FROM jsonb_array_elements(CAST(%s AS jsonb)) AS e "
+        f"SELECT {values} FROM json_to_recordset(CAST(%s AS json)) AS x({record}) "
         # Key order: concurrent appliers lock the rows they share in the same order (no deadlock).
-        "ORDER BY e->>0, e->>1, e->>2, e->>3, e->>4, e->>5 "
+        f"ORDER BY {', '.join(f'x.{k}' for k in _PG_KEYS)} "
         f"ON CONFLICT ({keys}) DO UPDATE SET {adds}"
     )
 
@@ -279,7 +277,7 @@ async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequ
         return
     connection = await session.connection()
     if session.bind.dialect.name == "postgresql":
-        payload = msgspec.json.encode([(*k, v) for k, v in rows]).decode()
+        payload = msgspec.json.encode([dict(zip(_PG_KEYS, k, strict=True), **_sparse(v)) for k, v in rows]).decode()
         await connection.exec_driver_sql(_pg_upsert_sql(), (tenant_id, payload))
     else:  # executemany in the driver; stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
         tid = tenant_id.hex
@@ -410,19 +408,28 @@ class DeltaApplier:
         self._queue.extend(pending)
         async with self._lock:
             taken, self._queue = self._queue, []
-            if taken:  # else an earlier caller applied ours with its own
-                await self._apply(taken)
+            applied = await self._apply(taken) if taken else {}  # else an earlier caller applied ours
+        # Dropping the applied deltas from their cells needs no lock: the next application goes on meanwhile.
+        for region, delta_ids in applied.items():
+            try:
+                await forget_deltas(self.db, region, delta_ids)
+            except Exception:  # applied already: apply_pending finds their receipts and only drops them
+                log.exception("%d applied rollup deltas of cell %s left to drop", len(delta_ids), region)
 
-    async def _apply(self, taken: list[PendingDelta]) -> None:
+    async def _apply(self, taken: list[PendingDelta]) -> dict[str, list[str]]:
+        """Apply the deltas cell by cell; returns the ids applied, by cell."""
         by_region: dict[str, list[PendingDelta]] = {}
         for p in taken:
             by_region.setdefault(p.region, []).append(p)
+        applied: dict[str, list[str]] = {}
         for region, items in sorted(by_region.items()):
             try:
                 await apply_deltas(self.db, region, [(p.delta_id, p.tenant_id, p.rows) for p in items])
-                await forget_deltas(self.db, region, [p.delta_id for p in items])
             except Exception:  # they wait in the cell; apply_pending applies them exactly once
                 log.exception("%d rollup deltas of cell %s left pending", len(items), region)
+            else:
+                applied[region] = [p.delta_id for p in items]
+        return applied
 
 
 # --- recount and rebuild ----------------------------------------------------------------------

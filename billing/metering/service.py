@@ -261,19 +261,28 @@ async def _insert_contacts(cell: AsyncSession, rows: list[tuple]) -> None:
                 await copy.write_row(row)
 
 
-async def _lock_tenant(cell: AsyncSession, tenant_id: uuid.UUID, delta_id: str, timezone: str, now: datetime) -> None:
-    """Serialise the tenant's writers in this cell before reading stored versions.
+def _delta_json(cell: AsyncSession, rows: list) -> Any:
+    """A delta's rows as the value of its JSON column, encoded once by msgspec: JSON text, cast to
+    ``json`` on PostgreSQL (SQLite stores JSON as text; a CAST there would make it a number)."""
+    text = sa.bindparam("deltas", rollups.DeltaSum.encode(rows).decode(), type_=sa.Text)
+    return sa.cast(text, sa.JSON) if cell.bind.dialect.name == "postgresql" else text
 
-    PostgreSQL: a transaction-scoped advisory lock (the delta row is written once, at the end).
-    SQLite: the first statement is a write (an empty delta row), which takes the database's write
-    lock before the SELECT, so two identical batches cannot both see a contact as new.
+
+async def _write_delta_and_lock(
+    cell: AsyncSession, ctx: TenantContext, delta_id: str, rows: list, now: datetime
+) -> None:
+    """Write the batch's prepared delta, then serialise the tenant's writers in this cell before
+    the stored versions are read.
+
+    The delta goes first, outside the lock, so that the common batch (all new: the prepared delta
+    is final) does no delta work while it holds the lock. PostgreSQL then takes a transaction-scoped
+    advisory lock. On SQLite that first write already took the database's write lock, before the
+    SELECT, so two identical batches cannot both see a contact as new.
     """
+    row = {"id": delta_id, "tenant_id": ctx.id, "timezone": ctx.timezone, "created_at": now}
+    await cell.execute(sa.insert(RollupDelta).values(**row, deltas=_delta_json(cell, rows)))
     if cell.bind.dialect.name == "postgresql":
-        await cell.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"contacts:{tenant_id}"})
-        return
-    await cell.execute(
-        sa.insert(RollupDelta).values(id=delta_id, tenant_id=tenant_id, timezone=timezone, created_at=now, deltas=[])
-    )
+        await cell.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"contacts:{ctx.id}"})
 
 
 def _reopened(before: Any, after: Any) -> bool:
@@ -327,10 +336,11 @@ async def write_to_cell(
 ) -> CellOutcome:
     """Dedup and write one cell's part of a batch inside the caller's transaction (never commits).
 
-    The rows and the rollup delta are prepared before the tenant's lock is taken, as if every
-    contact were new (the usual case), so concurrent batches wait on each other only for the
-    database work; once the stored versions are read, the delta is corrected for the contacts
-    that turn out to be stale (their contribution removed) or updates (the stored one's removed).
+    The rows and the rollup delta are prepared, and the delta written, before the tenant's lock is
+    taken, as if every contact were new (the usual case), so concurrent batches wait on each other
+    only for the version probe and the contacts' write; once the stored versions are read, the
+    delta is corrected (rewritten) for the contacts that turn out to be stale (their contribution
+    removed) or updates (the stored one's removed).
     """
     zone = ZoneInfo(ctx.timezone)
     out = CellOutcome(delta_id=str(uuid.uuid4()))
@@ -341,7 +351,8 @@ async def write_to_cell(
         c.reopens = reopens[c.external_id]
         deltas.add_contact(zone, c, ctx.calendar, 1)
 
-    await _lock_tenant(cell, ctx.id, out.delta_id, ctx.timezone, now)
+    prepared = deltas.nonzero()
+    await _write_delta_and_lock(cell, ctx, out.delta_id, prepared, now)
     stored = {row.external_id: row for row in await cell.execute(_stored_versions(cell, ctx.id, list(newest)))}
     written: dict[str, tuple[ContactIn, str | None]] = {}
     out.accepted, out.updated, out.duplicates, reopens = _versions(items, stored, written)
@@ -369,19 +380,15 @@ async def write_to_cell(
         await _insert_contacts(cell, inserts)
     if updates:
         await cell.execute(_UPDATE, updates)
+    if len(inserts) == len(newest):  # all new: the delta written before the lock is the batch's
+        out.rows = prepared
+        return out
     out.rows = deltas.nonzero()
-    postgres = cell.bind.dialect.name == "postgresql"
     if out.rows:
-        encoded = rollups.DeltaSum.encode(out.rows).decode()  # JSON text, not re-encoded by the column type
-        value = sa.bindparam("deltas", encoded, type_=sa.Text)
-        if postgres:
-            row = {"id": out.delta_id, "tenant_id": ctx.id, "timezone": ctx.timezone, "created_at": now}
-            await cell.execute(sa.insert(RollupDelta).values(**row, deltas=sa.cast(value, sa.JSON)))
-        else:
-            await cell.execute(sa.update(RollupDelta).where(RollupDelta.id == out.delta_id).values(deltas=value))
+        delta = sa.update(RollupDelta).where(RollupDelta.id == out.delta_id)
+        await cell.execute(delta.values(deltas=_delta_json(cell, out.rows)))
     else:
-        if not postgres:
-            await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id == out.delta_id))
+        await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id == out.delta_id))
         out.delta_id = None
     return out
 
