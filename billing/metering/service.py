@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -114,6 +115,10 @@ def _stored_versions(cell: AsyncSession, tenant_id: uuid.UUID, external_ids: lis
         .lateral("stored")
     )
     return sa.select(*one.c).select_from(wanted).join(one, sa.true())
+
+
+async def _stored(cell: AsyncSession, tenant_id: uuid.UUID, external_ids: list[str]) -> dict[str, Any]:
+    return {row.external_id: row for row in await cell.execute(_stored_versions(cell, tenant_id, external_ids))}
 
 
 class BatchTooLarge(DomainError):
@@ -333,14 +338,23 @@ async def write_to_cell(
     ctx: TenantContext,
     items: Sequence[tuple[ContactIn, str | None]],
     now: datetime,
+    *,
+    probe_first: bool = True,
 ) -> CellOutcome:
     """Dedup and write one cell's part of a batch inside the caller's transaction (never commits).
 
     The rows and the rollup delta are prepared, and the delta written, before the tenant's lock is
     taken, as if every contact were new (the usual case), so concurrent batches wait on each other
-    only for the version probe and the contacts' write; once the stored versions are read, the
-    delta is corrected (rewritten) for the contacts that turn out to be stale (their contribution
-    removed) or updates (the stored one's removed).
+    only for the contacts' write; once the stored versions are read, the delta is corrected
+    (rewritten) for the contacts that turn out to be stale (their contribution removed) or updates
+    (the stored one's removed).
+
+    On PostgreSQL with ``probe_first`` the stored versions are also read before the lock; under it
+    only the contacts found are read again (their latest versions). One found missing but stored
+    meanwhile by a concurrent batch makes the COPY fail on the unique ``(tenant_id, external_id)``
+    index (:class:`psycopg.errors.UniqueViolation`): nothing is written and the caller runs the
+    cell's part again with ``probe_first=False`` (every version read under the lock). On SQLite
+    the first write takes the database's lock, so the probe always runs under it.
     """
     zone = ZoneInfo(ctx.timezone)
     out = CellOutcome(delta_id=str(uuid.uuid4()))
@@ -352,8 +366,13 @@ async def write_to_cell(
         deltas.add_contact(zone, c, ctx.calendar, 1)
 
     prepared = deltas.nonzero()
-    await _write_delta_and_lock(cell, ctx, out.delta_id, prepared, now)
-    stored = {row.external_id: row for row in await cell.execute(_stored_versions(cell, ctx.id, list(newest)))}
+    if probe_first and cell.bind.dialect.name == "postgresql":
+        found = list(await _stored(cell, ctx.id, list(newest)))
+        await _write_delta_and_lock(cell, ctx, out.delta_id, prepared, now)
+        stored = await _stored(cell, ctx.id, found) if found else {}
+    else:
+        await _write_delta_and_lock(cell, ctx, out.delta_id, prepared, now)
+        stored = await _stored(cell, ctx.id, list(newest))
     written: dict[str, tuple[ContactIn, str | None]] = {}
     out.accepted, out.updated, out.duplicates, reopens = _versions(items, stored, written)
     inserts, updates = [], []
@@ -425,6 +444,18 @@ async def _record_errors(db: Databases, tenant_id: uuid.UUID, rejected: list[Rej
         log.exception("could not record ingest errors")
 
 
+async def _write_region(
+    db: Databases, region: str, ctx: TenantContext, items: list[tuple[ContactIn, str | None]], now: datetime
+) -> CellOutcome:
+    """One cell's part of a batch in one transaction (see `write_to_cell`)."""
+    try:
+        async with db.cell_session(region) as cell, cell.begin():
+            return await write_to_cell(cell, ctx, items, now)
+    except psycopg.errors.UniqueViolation:  # a concurrent batch stored one of its new contacts first
+        async with db.cell_session(region) as cell, cell.begin():
+            return await write_to_cell(cell, ctx, items, now, probe_first=False)
+
+
 async def ingest_contacts(
     db: Databases,
     keyring: KeyRing,
@@ -469,8 +500,7 @@ async def ingest_contacts(
     stored: dict[str, dict[str, int]] = {}
     for region in sorted(by_region):
         try:
-            async with db.cell_session(region) as cell, cell.begin():
-                outcome = await write_to_cell(cell, ctx, by_region[region], now)
+            outcome = await _write_region(db, region, ctx, by_region[region], now)
         except Exception as exc:
             log.exception("ingest into cell %s failed for tenant %s", region, ctx.slug)
             failed = [r for r in sorted(by_region) if r not in stored]

@@ -65,6 +65,36 @@ class FlakyDatabases:
         return getattr(self.real, name)
 
 
+class RacingDatabases:
+    """Test double of the databases: a concurrent batch runs to its commit between a batch's version
+    probe and its lock (PostgreSQL: after the probe, which runs first; SQLite: at once, the probe
+    runs under the lock there), right before the batch writes its rollup delta row. Counts the
+    delta rows the batch writes: one per attempt to store its part of a cell."""
+
+    def __init__(self, real, concurrent) -> None:
+        self.real, self.concurrent, self.attempts = real, concurrent, 0
+
+    def cell_session(self, region: str):
+        return RacingCellSession(self.real.cell_session(region), self)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+class RacingCellSession(FlakyCellSession):
+    async def execute(self, statement, params=None, **kw):
+        table = getattr(statement, "table", None)
+        if statement.is_insert and getattr(table, "name", "") == "rollup_deltas":
+            self.state.attempts += 1
+            if self.state.concurrent:
+                concurrent, self.state.concurrent = self.state.concurrent, None
+                await concurrent()
+        return await self.real.execute(statement, params, **kw)
+
+    async def connection(self, **kw):
+        return await self.real.connection(**kw)
+
+
 async def rollups_of(dbs, tenant_id) -> dict:
     async with dbs.control_session() as session:
         return await rollups.stored_rollups(session, tenant_id)
@@ -112,6 +142,29 @@ class TestIngestIsLossFree:
         assert sum(r.accepted for r in results) == 200
         assert sum(r.duplicates for r in results) == 400
         assert len((await cell_contacts(dbs, t.id))["eu"]) == 200
+        assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+
+    async def test_a_batch_overtaken_between_probe_and_write_counts_what_the_other_stored(
+        self, dbs, keyring, ingest_tenant, backend
+    ):
+        t = await ingest_tenant()
+        later = T0 + timedelta(hours=1)
+        ours = [contact(f"r{i}") for i in range(10)]
+        theirs = [contact("r0", updated_at=ts(later)), *ours[1:5]]
+        results = []
+
+        async def concurrent():
+            results.append(await ingest_contacts(dbs, keyring, None, t.slug, theirs))
+
+        racing = RacingDatabases(dbs, concurrent)
+        mine = await ingest_contacts(racing, keyring, None, t.slug, ours)
+        assert (results[0].accepted, results[0].duplicates) == (5, 0)
+        assert (mine.accepted, mine.updated, mine.duplicates) == (5, 0, 5)  # r0-r4 stored first, r0 newer
+        # PostgreSQL probed before the other batch stored r0-r4: its COPY failed and it ran again.
+        assert racing.attempts == (2 if backend == "postgres" else 1)
+        stored = (await cell_contacts(dbs, t.id))["eu"]
+        assert sorted(stored) == sorted(f"r{i}" for i in range(10))
+        assert stored["r0"].updated_at == later
         assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
 
     async def test_control_outage_leaves_a_pending_delta_applied_exactly_once(self, dbs, keyring, ingest_tenant):
