@@ -98,7 +98,8 @@ async def authenticate_bearer(db: Databases, secret: str) -> Principal | None:
         return None
     digest = hash_secret(secret)
     now = utcnow()
-    async with db.control_transaction() as session:
+    # One SELECT, and at most once a minute one UPDATE of last use: each commits by itself.
+    async with db.control_autocommit() as session, session.begin():
         if prefix.startswith("bpo_live_"):
             row = (
                 await session.execute(

@@ -119,12 +119,22 @@ class Databases:
         self.control = make_engine(settings.control_url, echo=settings.echo)
         self.cells = {region: make_engine(url, echo=settings.echo) for region, url in settings.cell_urls.items()}
         self._control_sessions = async_sessionmaker(self.control, expire_on_commit=False)
+        # Each statement its own transaction: no BEGIN and ROLLBACK round trips around a lone read.
+        self._control_autocommit = async_sessionmaker(
+            self.control.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
         self._cell_sessions = {
             region: async_sessionmaker(engine, expire_on_commit=False) for region, engine in self.cells.items()
         }
 
     def control_session(self) -> AsyncSession:
         return self._control_sessions()
+
+    def control_autocommit(self) -> AsyncSession:
+        """A control session whose statements commit one by one: for a request's single-statement
+        reads (and the rare single write beside them) on the hot path, where the BEGIN and the
+        ROLLBACK/COMMIT of a transaction would be two more round trips."""
+        return self._control_autocommit()
 
     def cell_session(self, region: str) -> AsyncSession:
         try:

@@ -56,7 +56,11 @@ def _integration_aad(integration_id: uuid.UUID, part: str) -> str:
 # --- reading -----------------------------------------------------------------------------------
 async def find_tenant(session: AsyncSession, actor: Principal | None, slug: str) -> Tenant:
     """The tenant ``slug`` if it exists and ``actor`` may see it; 404 otherwise (never 403)."""
-    tenant = await session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+    return visible(await session.scalar(sa.select(Tenant).where(Tenant.slug == slug)), actor, slug)
+
+
+def visible(tenant: Tenant | None, actor: Principal | None, slug: str) -> Tenant:
+    """``tenant`` (found by ``slug``) if it exists and ``actor`` may see it; 404 otherwise (never 403)."""
     if tenant is None or (actor is not None and actor.tenant_bound and actor.tenant_id != tenant.id):
         raise NotFound(f"no tenant {slug!r}")
     return tenant
@@ -250,11 +254,6 @@ async def set_residency(
         data={"markets": policy.markets, "transfer_mechanisms": mechanisms},
     )
     return policy
-
-
-async def region_for(session: AsyncSession, tenant: Tenant, market: str) -> str:
-    policy = await session.get(ResidencyPolicy, tenant.id)
-    return residency.region_for_market(market, policy.markets if policy else {}, tenant.home_region)
 
 
 @dataclass(frozen=True)

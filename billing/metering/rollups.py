@@ -93,13 +93,6 @@ def contribution(
     return out
 
 
-_KEYS = [str(i) for i in range(N)]
-
-
-def _sparse(vector: Vector) -> dict[str, int]:
-    return {_KEYS[i]: x for i, x in enumerate(vector) if x}
-
-
 def _dense(stored: dict[str, int] | list[int]) -> Vector:
     if isinstance(stored, list):  # deltas written before a measure was added are shorter
         return [*stored, *[0] * (N - len(stored))]
@@ -236,6 +229,14 @@ def _upsert_sql(dialect: str) -> str:
 
 
 _PG_KEYS = ("b", "d", "c", "i", "l", "r")  # basis, day, channel, intent, language, resolution
+# One delta row as PostgreSQL reads it: the key, then measure i under the name "i", omitted when zero.
+_PgRow = msgspec.defstruct(
+    "_PgRow",
+    [*_PG_KEYS, *((f"m{i}", int, 0) for i in range(N))],
+    omit_defaults=True,
+    rename=lambda name: name[1:] if name[0] == "m" else name,
+    array_like=False,
+)
 
 
 @functools.cache
@@ -277,7 +278,7 @@ async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequ
         return
     connection = await session.connection()
     if session.bind.dialect.name == "postgresql":
-        payload = msgspec.json.encode([dict(zip(_PG_KEYS, k, strict=True), **_sparse(v)) for k, v in rows]).decode()
+        payload = msgspec.json.encode([_PgRow(*k, *v) for k, v in rows]).decode()
         await connection.exec_driver_sql(_pg_upsert_sql(), (tenant_id, payload))
     else:  # executemany in the driver; stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
         tid = tenant_id.hex
