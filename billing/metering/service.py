@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import operator
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -63,6 +64,7 @@ from tenants.models import ResidencyPolicy, Tenant
 log = logging.getLogger(__name__)
 
 CONTACTS = Contact.__table__
+WRITE_ATTEMPTS = 3  # of a cell's part of a batch, when concurrent batches store the same new contacts
 KEPT_ERRORS = 200  # latest ingest errors kept per tenant for the usage page
 _EXISTING = sa.select(
     CONTACTS.c.id,
@@ -250,6 +252,7 @@ def _row(c: ContactIn, tenant_id: uuid.UUID, customer_hash: str | None, now: dat
     return dict(zip(COLUMNS, _values(c, tenant_id, customer_hash, now), strict=True))
 
 
+_EXTERNAL_ID = operator.itemgetter(COLUMNS.index("external_id"))
 _COPY = f"COPY contacts ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _copy_types: list[int] = []  # the columns' type oids, read from the first cell (every cell has one schema)
 
@@ -283,21 +286,18 @@ def _delta_json(cell: AsyncSession, rows: list) -> Any:
     return sa.cast(text, sa.JSON) if cell.bind.dialect.name == "postgresql" else text
 
 
-async def _write_delta_and_lock(
-    cell: AsyncSession, ctx: TenantContext, delta_id: str, rows: list, now: datetime
-) -> None:
-    """Write the batch's prepared delta, then serialise the tenant's writers in this cell before
-    the stored versions are read.
+async def _write_delta(cell: AsyncSession, ctx: TenantContext, delta_id: str, rows: list, now: datetime) -> None:
+    """Write the batch's prepared delta (final unless the probe finds stale or updated contacts).
 
-    The delta goes first, outside the lock, so that the common batch (all new: the prepared delta
-    is final) does no delta work while it holds the lock. PostgreSQL then takes a transaction-scoped
-    advisory lock. On SQLite that first write already took the database's write lock, before the
-    SELECT, so two identical batches cannot both see a contact as new.
-    """
+    On SQLite this first write takes the database's write lock, before the stored versions are
+    read, so two identical batches cannot both see a contact as new."""
     row = {"id": delta_id, "tenant_id": ctx.id, "timezone": ctx.timezone, "created_at": now}
     await cell.execute(sa.insert(RollupDelta).values(**row, deltas=_delta_json(cell, rows)))
-    if cell.bind.dialect.name == "postgresql":
-        await cell.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"contacts:{ctx.id}"})
+
+
+async def _lock_tenant(cell: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """PostgreSQL: serialise the writers of the tenant's stored contacts (transaction-scoped)."""
+    await cell.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"contacts:{tenant_id}"})
 
 
 def _reopened(before: Any, after: Any) -> bool:
@@ -353,18 +353,23 @@ async def write_to_cell(
 ) -> CellOutcome:
     """Dedup and write one cell's part of a batch inside the caller's transaction (never commits).
 
-    The rows and the rollup delta are prepared, and the delta written, before the tenant's lock is
-    taken, as if every contact were new (the usual case), so concurrent batches wait on each other
-    only for the contacts' write; once the stored versions are read, the delta is corrected
-    (rewritten) for the contacts that turn out to be stale (their contribution removed) or updates
-    (the stored one's removed).
+    The rows and the rollup delta are prepared, and the delta written, as if every contact were new
+    (the usual case); once the stored versions are read, the delta is corrected (rewritten) for the
+    contacts that turn out to be stale (their contribution removed) or updates (the stored one's
+    removed).
 
-    On PostgreSQL with ``probe_first`` the stored versions are also read before the lock; under it
-    only the contacts found are read again (their latest versions). One found missing but stored
-    meanwhile by a concurrent batch makes the COPY fail on the unique ``(tenant_id, external_id)``
-    index (:class:`psycopg.errors.UniqueViolation`): nothing is written and the caller runs the
-    cell's part again with ``probe_first=False`` (every version read under the lock). On SQLite
-    the first write takes the database's lock, so the probe always runs under it.
+    SQLite: the delta's write takes the database's write lock, then the versions are read.
+
+    PostgreSQL: new contacts need no lock: the unique ``(tenant_id, external_id)`` index arbitrates
+    between batches. With ``probe_first`` the stored versions are read first, without a lock; when
+    none is stored (the usual case) the contacts are copied at once. When some are, the tenant's
+    advisory lock is taken (it serialises every writer of stored contacts) and those are read again
+    under it, so an update is decided on the latest version. A contact read as missing but stored
+    meanwhile by a concurrent batch makes the COPY fail (:class:`psycopg.errors.UniqueViolation`,
+    after that batch commits): nothing of this transaction is written, and the caller runs the
+    cell's part again with ``probe_first=False``: lock first, then every version read under it.
+    The COPY sends its rows in ``external_id`` order, so two batches inserting some of the same new
+    contacts wait on each other in one order (no deadlock).
     """
     zone = ZoneInfo(ctx.timezone)
     out = CellOutcome(delta_id=str(uuid.uuid4()))
@@ -376,12 +381,16 @@ async def write_to_cell(
         deltas.add_contact(zone, c, ctx.calendar, 1)
 
     prepared = deltas.nonzero()
-    if probe_first and cell.bind.dialect.name == "postgresql":
-        found = list(await _stored(cell, ctx.id, list(newest)))
-        await _write_delta_and_lock(cell, ctx, out.delta_id, prepared, now)
-        stored = await _stored(cell, ctx.id, found) if found else {}
+    await _write_delta(cell, ctx, out.delta_id, prepared, now)
+    if cell.bind.dialect.name != "postgresql":
+        stored = await _stored(cell, ctx.id, list(newest))
+    elif probe_first:
+        stored = await _stored(cell, ctx.id, list(newest))
+        if stored:
+            await _lock_tenant(cell, ctx.id)
+            stored = await _stored(cell, ctx.id, list(stored))
     else:
-        await _write_delta_and_lock(cell, ctx, out.delta_id, prepared, now)
+        await _lock_tenant(cell, ctx.id)
         stored = await _stored(cell, ctx.id, list(newest))
     written: dict[str, tuple[ContactIn, str | None]] = {}
     out.accepted, out.updated, out.duplicates, reopens = _versions(items, stored, written)
@@ -406,6 +415,7 @@ async def write_to_cell(
             row["_id"] = old.id
             updates.append(row)
     if inserts:
+        inserts.sort(key=_EXTERNAL_ID)
         await _insert_contacts(cell, inserts)
     if updates:
         await cell.execute(_UPDATE, updates)
@@ -457,13 +467,17 @@ async def _record_errors(db: Databases, tenant_id: uuid.UUID, rejected: list[Rej
 async def _write_region(
     db: Databases, region: str, ctx: TenantContext, items: list[tuple[ContactIn, str | None]], now: datetime
 ) -> CellOutcome:
-    """One cell's part of a batch in one transaction (see `write_to_cell`)."""
-    try:
-        async with db.cell_session(region) as cell, cell.begin():
-            return await write_to_cell(cell, ctx, items, now)
-    except psycopg.errors.UniqueViolation:  # a concurrent batch stored one of its new contacts first
-        async with db.cell_session(region) as cell, cell.begin():
-            return await write_to_cell(cell, ctx, items, now, probe_first=False)
+    """One cell's part of a batch in one transaction (see `write_to_cell`), run again (up to
+    ``WRITE_ATTEMPTS`` in all) when a concurrent batch stored one of its new contacts first."""
+    attempt = 1
+    while True:
+        try:
+            async with db.cell_session(region) as cell, cell.begin():
+                return await write_to_cell(cell, ctx, items, now, probe_first=attempt == 1)
+        except psycopg.errors.UniqueViolation:
+            if attempt == WRITE_ATTEMPTS:
+                raise
+            attempt += 1
 
 
 async def ingest_contacts(

@@ -66,10 +66,11 @@ class FlakyDatabases:
 
 
 class RacingDatabases:
-    """Test double of the databases: a concurrent batch runs to its commit between a batch's version
-    probe and its lock (PostgreSQL: after the probe, which runs first; SQLite: at once, the probe
-    runs under the lock there), right before the batch writes its rollup delta row. Counts the
-    delta rows the batch writes: one per attempt to store its part of a cell."""
+    """Test double of the databases: a concurrent batch runs to its commit after a batch read the
+    stored versions and before it writes its contacts. PostgreSQL: when the write asks for the
+    session's connection to COPY them (no lock is held then: they looked new). SQLite: at once,
+    before the batch's first write takes the database's lock (the probe runs under it there).
+    Counts the delta rows the batch writes: one per attempt to store its part of a cell."""
 
     def __init__(self, real, concurrent) -> None:
         self.real, self.concurrent, self.attempts = real, concurrent, 0
@@ -82,16 +83,21 @@ class RacingDatabases:
 
 
 class RacingCellSession(FlakyCellSession):
+    async def _race(self) -> None:
+        if self.state.concurrent:
+            concurrent, self.state.concurrent = self.state.concurrent, None
+            await concurrent()
+
     async def execute(self, statement, params=None, **kw):
         table = getattr(statement, "table", None)
         if statement.is_insert and getattr(table, "name", "") == "rollup_deltas":
             self.state.attempts += 1
-            if self.state.concurrent:
-                concurrent, self.state.concurrent = self.state.concurrent, None
-                await concurrent()
+            if self.real.bind.dialect.name == "sqlite":
+                await self._race()
         return await self.real.execute(statement, params, **kw)
 
     async def connection(self, **kw):
+        await self._race()
         return await self.real.connection(**kw)
 
 
@@ -160,7 +166,7 @@ class TestIngestIsLossFree:
         mine = await ingest_contacts(racing, keyring, None, t.slug, ours)
         assert (results[0].accepted, results[0].duplicates) == (5, 0)
         assert (mine.accepted, mine.updated, mine.duplicates) == (5, 0, 5)  # r0-r4 stored first, r0 newer
-        # PostgreSQL probed before the other batch stored r0-r4: its COPY failed and it ran again.
+        # On PostgreSQL r0-r4 looked new: the COPY failed on the unique index and the part ran again.
         assert racing.attempts == (2 if backend == "postgres" else 1)
         stored = (await cell_contacts(dbs, t.id))["eu"]
         assert sorted(stored) == sorted(f"r{i}" for i in range(10))
