@@ -272,7 +272,7 @@ async def _insert_contacts(cell: AsyncSession, rows: list[tuple]) -> None:
     async with driver.cursor() as cursor:
         if not _copy_types:
             await cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM contacts LIMIT 0")  # noqa: S608 (constant names)
-            _copy_types.extend(column.type_code for column in cursor.description)
+            _copy_types[:] = [column.type_code for column in cursor.description]  # batches may race here
         async with cursor.copy(_COPY) as copy:
             copy.set_types(_copy_types)
             for row in rows:

@@ -173,6 +173,17 @@ class TestIngestIsLossFree:
         assert stored["r0"].updated_at == later
         assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
 
+    async def test_concurrent_batches_of_new_contacts_all_land(self, dbs, keyring, ingest_tenant):
+        from billing.metering import service
+
+        t = await ingest_tenant()
+        service._copy_types.clear()  # as in a fresh process: the first COPYs read the column types
+        batches = [[contact(f"n{b}-{i}") for i in range(50)] for b in range(4)]
+        results = await asyncio.gather(*(ingest_contacts(dbs, keyring, None, t.slug, b) for b in batches))
+        assert [r.accepted for r in results] == [50, 50, 50, 50]
+        assert len((await cell_contacts(dbs, t.id))["eu"]) == 200
+        assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+
     async def test_control_outage_leaves_a_pending_delta_applied_exactly_once(self, dbs, keyring, ingest_tenant):
         t = await ingest_tenant()
         # Write the cell part only (as if the control database failed right after the cell commit).
