@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import rollups
@@ -99,30 +99,39 @@ _UPDATE = (
 )
 
 
-def _stored_versions(cell: AsyncSession, tenant_id: uuid.UUID, external_ids: list[str]) -> sa.Select:
-    """The SELECT of the stored versions of ``external_ids``.
+# PostgreSQL: one probe of the unique (tenant_id, external_id) index per id, each a LATERAL
+# subquery with LIMIT 1 over one element of an array parameter (see `_stored`).
+_PG_PROBE = (
+    "SELECT stored.* FROM unnest(CAST(%s AS varchar[])) AS wanted(external_id) JOIN LATERAL ("  # noqa: S608
+    f"SELECT {', '.join(c.name for c in _EXISTING.selected_columns)} FROM contacts "
+    "WHERE tenant_id = %s AND external_id = wanted.external_id LIMIT 1) AS stored ON true"
+)
 
-    PostgreSQL probes the unique ``(tenant_id, external_id)`` index once per id: a LATERAL subquery
-    with ``LIMIT 1`` per element of one array parameter, which the planner cannot turn into a scan.
-    A plain ``external_id IN (…1,000 ids…)`` (or ``= ANY``) let the generic plan of the prepared
-    statement pick the ``(tenant_id, resolved_at)`` index and compare every row of the tenant with
-    the list, so a batch's SELECT grew with the table (seconds at 100,000 contacts, without
-    statistics: the PostgreSQL p99 stall of the ingest benchmark).
-    """
-    if cell.bind.dialect.name != "postgresql":
-        return _EXISTING.where(CONTACTS.c.tenant_id == tenant_id, CONTACTS.c.external_id.in_(external_ids))
-    ids = sa.func.unnest(sa.bindparam("external_ids", external_ids, type_=postgresql.ARRAY(sa.String)))
-    wanted = ids.table_valued("external_id").render_derived(name="wanted")
-    one = (
-        _EXISTING.where(CONTACTS.c.tenant_id == tenant_id, CONTACTS.c.external_id == wanted.c.external_id)
-        .limit(1)
-        .lateral("stored")
-    )
-    return sa.select(*one.c).select_from(wanted).join(one, sa.true())
+
+async def _driver_connection(cell: AsyncSession) -> Any:
+    """The psycopg connection under the cell session (its transaction), for what SQLAlchemy does not
+    offer: COPY, and statements that must never become prepared statements."""
+    connection = await cell.connection()
+    return (await connection.get_raw_connection()).driver_connection
 
 
 async def _stored(cell: AsyncSession, tenant_id: uuid.UUID, external_ids: list[str]) -> dict[str, Any]:
-    return {row.external_id: row for row in await cell.execute(_stored_versions(cell, tenant_id, external_ids))}
+    """The stored versions of ``external_ids``, by external id.
+
+    PostgreSQL (`_PG_PROBE`) runs the probe as a one-off statement, planned each time for its own
+    parameters, never prepared: a prepared statement's generic plan outlives the table size it was
+    planned for. Planned while a new cell's table held a page or two, it scanned the table once per
+    id, and kept doing so as the table grew (seconds per batch at 40,000 contacts in a
+    micro-benchmark). A plain ``external_id IN (…1,000 ids…)`` could also let a generic plan pick
+    the ``(tenant_id, resolved_at)`` index and compare every row of the tenant with the list.
+    """
+    if cell.bind.dialect.name != "postgresql":
+        stmt = _EXISTING.where(CONTACTS.c.tenant_id == tenant_id, CONTACTS.c.external_id.in_(external_ids))
+        return {row.external_id: row for row in await cell.execute(stmt)}
+    driver = await _driver_connection(cell)
+    async with driver.cursor(row_factory=namedtuple_row) as cursor:
+        await cursor.execute(_PG_PROBE, (external_ids, tenant_id), prepare=False)
+        return {row.external_id: row for row in await cursor.fetchall()}
 
 
 class BatchTooLarge(DomainError):
@@ -267,8 +276,7 @@ async def _insert_contacts(cell: AsyncSession, rows: list[tuple]) -> None:
     if cell.bind.dialect.name != "postgresql":
         await cell.execute(CONTACTS.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in rows])
         return
-    connection = await cell.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
+    driver = await _driver_connection(cell)
     async with driver.cursor() as cursor:
         if not _copy_types:
             await cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM contacts LIMIT 0")  # noqa: S608 (constant names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -19,17 +20,19 @@ from billing.metering.service import IngestInterrupted, ingest_contacts
 from tests.billing.conftest import T0, cell_contacts, contact, ts
 
 
-class FlakyCellSession:
-    """Test double of a cell session: raises once, when the contacts are about to be written after
-    the dedup SELECT: at the INSERT into contacts (SQLite), or when the write asks for the session's
-    connection to COPY them (PostgreSQL)."""
+class _Wrapper:
+    def __init__(self, real, hooks) -> None:
+        self.real, self.hooks = real, hooks
 
-    def __init__(self, real, state: dict[str, bool]) -> None:
-        self.real, self.state = real, state
+    def __getattr__(self, name):
+        return getattr(self.real, name)
 
-    def _fail_once(self) -> None:
-        self.state["raised"] = True
-        raise ConnectionResetError("injected: the cell connection dropped")
+
+class HookedCellSession(_Wrapper):
+    """A real cell session that awaits ``hooks.before_contacts_write()`` right before ingest writes
+    new contacts: before the INSERT into contacts (SQLite), or before the ``COPY contacts`` that it
+    runs on the session's driver connection (PostgreSQL). ``hooks.before_delta_write()`` runs before
+    the rollup delta row is written (the first write of a batch's transaction)."""
 
     async def __aenter__(self):
         await self.real.__aenter__()
@@ -39,66 +42,100 @@ class FlakyCellSession:
         return await self.real.__aexit__(*exc)
 
     async def execute(self, statement, params=None, **kw):
-        table = getattr(statement, "table", None)
-        if not self.state["raised"] and statement.is_insert and getattr(table, "name", "") == "contacts":
-            self._fail_once()
-        self.state["probed"] = self.state.get("probed") or statement.is_select
+        table = getattr(getattr(statement, "table", None), "name", "")
+        if statement.is_insert and table == "contacts":
+            await self.hooks.before_contacts_write()
+        if statement.is_insert and table == "rollup_deltas":
+            await self.hooks.before_delta_write()
         return await self.real.execute(statement, params, **kw)
 
     async def connection(self, **kw):
-        if not self.state["raised"] and self.state.get("probed"):
-            self._fail_once()
-        return await self.real.connection(**kw)
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
+        return _HookedConnection(await self.real.connection(**kw), self.hooks)
 
 
-class FlakyDatabases:
+class _HookedConnection(_Wrapper):
+    async def get_raw_connection(self):
+        return _HookedRaw(await self.real.get_raw_connection(), self.hooks)
+
+
+class _HookedRaw(_Wrapper):
+    @property
+    def driver_connection(self):
+        return _HookedDriver(self.real.driver_connection, self.hooks)
+
+
+class _HookedDriver(_Wrapper):
+    def cursor(self, *args, **kw):
+        return _HookedCursor(self.real.cursor(*args, **kw), self.hooks)
+
+
+class _HookedCursor(_Wrapper):
+    async def __aenter__(self):
+        await self.real.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self.real.__aexit__(*exc)
+
+    @contextlib.asynccontextmanager
+    async def copy(self, statement, *args, **kw):
+        if statement.startswith("COPY contacts"):
+            await self.hooks.before_contacts_write()
+        async with self.real.copy(statement, *args, **kw) as copy:
+            yield copy
+
+
+class HookedDatabases(_Wrapper):
+    """The real databases, whose cell sessions call this object's hooks (see `HookedCellSession`)."""
+
     def __init__(self, real) -> None:
-        self.real, self.state = real, {"raised": False}
+        super().__init__(real, self)
 
     def cell_session(self, region: str):
-        return FlakyCellSession(self.real.cell_session(region), self.state)
+        return HookedCellSession(self.real.cell_session(region), self)
 
-    def __getattr__(self, name):
-        return getattr(self.real, name)
+    async def before_contacts_write(self) -> None:
+        pass
+
+    async def before_delta_write(self) -> None:
+        pass
 
 
-class RacingDatabases:
-    """Test double of the databases: a concurrent batch runs to its commit after a batch read the
-    stored versions and before it writes its contacts. PostgreSQL: when the write asks for the
-    session's connection to COPY them (no lock is held then: they looked new). SQLite: at once,
-    before the batch's first write takes the database's lock (the probe runs under it there).
-    Counts the delta rows the batch writes: one per attempt to store its part of a cell."""
+class FlakyDatabases(HookedDatabases):
+    """Test double of the cell sessions: the connection drops once, after the versions were read and
+    right before the contacts are written."""
+
+    raised = False
+
+    async def before_contacts_write(self) -> None:
+        if not self.raised:
+            self.raised = True
+            raise ConnectionResetError("injected: the cell connection dropped")
+
+
+class RacingDatabases(HookedDatabases):
+    """Test double of the cell sessions: a concurrent batch runs to its commit after a batch read the
+    stored versions and before it writes its contacts. PostgreSQL: right before its COPY (no lock is
+    held then: the contacts looked new). SQLite: before the batch's first write, which takes the
+    database's lock (the versions are read under it there). Counts the delta rows the batch writes:
+    one per attempt to store its part of a cell."""
 
     def __init__(self, real, concurrent) -> None:
-        self.real, self.concurrent, self.attempts = real, concurrent, 0
+        super().__init__(real)
+        self.concurrent, self.attempts = concurrent, 0
 
-    def cell_session(self, region: str):
-        return RacingCellSession(self.real.cell_session(region), self)
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-
-class RacingCellSession(FlakyCellSession):
     async def _race(self) -> None:
-        if self.state.concurrent:
-            concurrent, self.state.concurrent = self.state.concurrent, None
+        if self.concurrent:
+            concurrent, self.concurrent = self.concurrent, None
             await concurrent()
 
-    async def execute(self, statement, params=None, **kw):
-        table = getattr(statement, "table", None)
-        if statement.is_insert and getattr(table, "name", "") == "rollup_deltas":
-            self.state.attempts += 1
-            if self.real.bind.dialect.name == "sqlite":
-                await self._race()
-        return await self.real.execute(statement, params, **kw)
+    async def before_delta_write(self) -> None:
+        self.attempts += 1
+        if self.real.cells["eu"].dialect.name == "sqlite":
+            await self._race()
 
-    async def connection(self, **kw):
+    async def before_contacts_write(self) -> None:
         await self._race()
-        return await self.real.connection(**kw)
 
 
 async def rollups_of(dbs, tenant_id) -> dict:
@@ -183,6 +220,25 @@ class TestIngestIsLossFree:
         assert [r.accepted for r in results] == [50, 50, 50, 50]
         assert len((await cell_contacts(dbs, t.id))["eu"]) == 200
         assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+
+    async def test_the_version_probe_finds_stored_contacts_and_is_never_prepared(
+        self, dbs, keyring, ingest_tenant, backend
+    ):
+        from billing.metering import service
+
+        t = await ingest_tenant()
+        await ingest_contacts(dbs, keyring, None, t.slug, [contact(f"v{i}") for i in range(3)])
+        wanted = ["v0", "v2", "missing"]
+        async with dbs.cell_session("eu") as cell, cell.begin():
+            for _ in range(8):  # psycopg prepares a statement on its 5th run on a connection
+                found = await service._stored(cell, t.id, wanted)
+                await cell.execute(sa.select(RollupDelta.id).where(RollupDelta.tenant_id == t.id))
+            assert sorted(found) == ["v0", "v2"] and found["v0"].reopens == 0
+            if backend == "postgres":
+                prepared = (await cell.execute(sa.text("SELECT statement FROM pg_prepared_statements"))).scalars()
+                statements = " | ".join(prepared)
+                assert "FROM rollup_deltas" in statements  # the control: ordinary statements get prepared
+                assert "JOIN LATERAL" not in statements  # the probe is planned anew every time
 
     async def test_control_outage_leaves_a_pending_delta_applied_exactly_once(self, dbs, keyring, ingest_tenant):
         t = await ingest_tenant()
