@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from datetime import timedelta
 
@@ -144,12 +146,24 @@ class TestResidencyRouting:
         # DE and US are listed in the policy (home region eu); CN is pinned to cn by PIPL.
         assert cells == {"eu": ["de-1", "us-1"], "us": [], "sg": [], "cn": ["cn-1"]}
 
-    async def test_customer_ref_is_stored_only_as_its_hmac(self, client, dbs, ingest_tenant):
+    async def test_customer_ref_is_stored_only_as_its_hmac(self, client, dbs, keyring, ingest_tenant):
+        from tenants import service as tenants
+        from tenants.models import Tenant
+
         t = await ingest_tenant()
-        await client.post(t.path(), json=[contact("h1", customer_ref="Grep.Me@Example.COM")], headers=t.headers)
+        refs = {"h1": " Grep.Me@Example.COM ", "h2": "Order-Ref-ABC"}
+        batch = [contact(i, customer_ref=ref) for i, ref in refs.items()]
+        await client.post(t.path(), json=batch, headers=t.headers)
         async with dbs.cell_session("eu") as cell:
-            digest = await cell.scalar(sa.select(Contact.customer_hash).where(Contact.tenant_id == t.id))
-        assert len(digest) == 64 and digest != "grep.me@example.com"
+            stmt = sa.select(Contact.external_id, Contact.customer_hash).where(Contact.tenant_id == t.id)
+            digests = {external_id: digest for external_id, digest in await cell.execute(stmt)}
+        async with dbs.control_session() as session:
+            key = tenants.customer_hash_key(await session.get(Tenant, t.id), keyring)
+        # HMAC-SHA256 under the tenant's key of the trimmed reference, e-mail addresses lower-cased.
+        assert digests == {
+            "h1": hmac.new(key, b"grep.me@example.com", hashlib.sha256).hexdigest(),
+            "h2": hmac.new(key, b"Order-Ref-ABC", hashlib.sha256).hexdigest(),
+        }
 
 
 class TestNoRawCustomerRef:

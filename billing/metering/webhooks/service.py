@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import uuid
@@ -74,7 +73,7 @@ async def receive_webhook(
     delivery = mapping.delivery_id(source, payload, headers)
     if not delivery:
         raise InvalidInput([FieldError("id", "the delivery carries no id to deduplicate it by")])
-    hasher = functools.partial(metering.hash_customer_ref, tenants.customer_hash_key(tenant, keyring))
+    hasher = metering.CustomerRefHasher(tenants.customer_hash_key(tenant, keyring))
     region = integration.processing_region if integration.processing_region in db.cells else tenant.home_region
     async with db.cell_session(region) as cell, cell.begin():
         insert = postgresql.insert if cell.bind.dialect.name == "postgresql" else sqlite.insert
