@@ -2,15 +2,18 @@
 
 Flow of one batch (``ingest_contacts``):
 
-1. The tenant, its residency policy and its customer-hash key are read from the control database.
+1. The tenant, its residency policy, support calendar and customer-hash key are read from the
+   control database (one SELECT).
 2. Every contact is validated; rejected ones are answered by index (field and reason) and the
    rest are kept. ``customer_ref`` is replaced by HMAC-SHA256 under the tenant's key here, at the
    edge, so a raw reference never reaches a database.
-3. Contacts are grouped by the cell their market maps to. Per cell, one transaction takes the
-   tenant's write lock, reads the stored versions of the batch's contacts in one SELECT, decides
-   accepted / updated / duplicate by ``updated_at`` (in batch order, so a batch may carry several
-   versions of one contact), inserts (binary COPY on PostgreSQL) and updates and writes the batch's rollup
-   delta (summed in memory) beside them. Dedup, write and delta commit together or not at all.
+3. Contacts are grouped by the cell their market maps to. Per cell, one transaction writes the
+   batch's rollup delta (summed in memory), reads the stored versions of the batch's contacts in
+   one SELECT, decides accepted / updated / duplicate by ``updated_at`` (in batch order, so a batch
+   may carry several versions of one contact), corrects the delta, inserts (binary COPY on
+   PostgreSQL) and updates. Stored contacts are decided and written under the tenant's write lock;
+   new ones are guarded by the unique index (see `write_to_cell`). Dedup, write and delta commit
+   together or not at all.
 4. The delta is applied to the control rollups under a receipt (exactly once) and then dropped
    from the cell. If the control database is unavailable the delta waits in the cell and
    ``bpoctl rollups apply-pending`` (or the ``rollup_deltas`` job) applies it later: contacts are
