@@ -76,30 +76,29 @@ _EXISTING = sa.select(
     CONTACTS.c.updated_at,
     *(CONTACTS.c[c.key] for c in rollups.RECOUNT_COLUMNS),
 )
-_UPDATE = (
+# The columns ingest writes, in the order of `_values` (and of the COPY on PostgreSQL).
+COLUMNS: tuple[str, ...] = (
+    "tenant_id",
+    "external_id",
+    "channel",
+    "language",
+    "market",
+    "intent",
+    "opened_at",
+    "first_response_at",
+    "handoff_at",
+    "resolved_at",
+    "resolution",
+    "csat",
+    "customer_hash",
+    "updated_at",
+    "received_at",
+    "reopens",
+)
+_UPDATE = (  # an update rewrites every column but the contact's key (tenant_id, external_id)
     sa.update(CONTACTS)
     .where(CONTACTS.c.id == sa.bindparam("_id"))
-    .values(
-        {
-            name: sa.bindparam(name)
-            for name in (
-                "channel",
-                "language",
-                "market",
-                "intent",
-                "opened_at",
-                "first_response_at",
-                "handoff_at",
-                "resolved_at",
-                "resolution",
-                "csat",
-                "customer_hash",
-                "updated_at",
-                "received_at",
-                "reopens",
-            )
-        }
-    )
+    .values({name: sa.bindparam(name) for name in COLUMNS[2:]})
 )
 
 
@@ -231,27 +230,6 @@ async def tenant_context(
         {m: residency.region_for_market(m, policy_markets, tenant.home_region) for m in sorted(markets)},
         calendar and BusinessCalendar.from_json(calendar.timezone, calendar.weekly, calendar.holidays),
     )
-
-
-# The columns ingest writes, in the order of `_values` (and of the COPY on PostgreSQL).
-COLUMNS: tuple[str, ...] = (
-    "tenant_id",
-    "external_id",
-    "channel",
-    "language",
-    "market",
-    "intent",
-    "opened_at",
-    "first_response_at",
-    "handoff_at",
-    "resolved_at",
-    "resolution",
-    "csat",
-    "customer_hash",
-    "updated_at",
-    "received_at",
-    "reopens",
-)
 
 
 def _values(c: ContactIn, tenant_id: uuid.UUID, customer_hash: str | None, now: datetime) -> tuple:
