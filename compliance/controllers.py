@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import MediaType, Request, Response, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,8 +66,8 @@ async def audit_export(
     session: AsyncSession,
     principal: Principal,
     stream: str,
-    start: Annotated[str | None, Parameter(query="from")] = None,
-    end: Annotated[str | None, Parameter(query="to")] = None,
+    start: Annotated[str | None, QueryParameter(name="from")] = None,
+    end: Annotated[str | None, QueryParameter(name="to")] = None,
     format: str = "jsonl",
 ) -> Stream:
     """One stream's entries in ``[from, to)`` as signed JSON Lines (or CSV to read); the export is audited."""
@@ -176,8 +176,8 @@ async def audit_search_page(
     tenant: str | None = None,
     actor: str | None = None,
     action: str | None = None,
-    start: Annotated[str | None, Parameter(query="from")] = None,
-    end: Annotated[str | None, Parameter(query="to")] = None,
+    start: Annotated[str | None, QueryParameter(name="from")] = None,
+    end: Annotated[str | None, QueryParameter(name="to")] = None,
 ) -> Template:
     """Search the audit log by tenant (stream), actor, action and time; export the stream shown."""
     errors = FieldCollector()

@@ -160,7 +160,7 @@ async def test_a_merchant_sees_its_sla_page_equal_to_the_api_and_not_another_ten
     doc = pdfium.PdfDocument(await pdf.body())
     first = doc[0]
     image = first.render(scale=1).to_pil().convert("L")
-    dark = sum(1 for px in image.getdata() if px < 128)
+    dark = sum(1 for px in image.get_flattened_data() if px < 128)
     assert dark > 2000, "the first page of the SLA PDF is blank"
     assert slug in first.get_textpage().get_text_range()
 

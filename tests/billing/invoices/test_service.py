@@ -68,7 +68,7 @@ class TestPdf:
         doc = pdfium.PdfDocument(io.BytesIO(resp.content))
         page = doc[0]
         image = page.render(scale=1).to_pil().convert("L")
-        dark = sum(1 for px in image.getdata() if px < 128)
+        dark = sum(1 for px in image.get_flattened_data() if px < 128)
         assert dark > 2000, "the first page is blank"
         text = page.get_textpage().get_text_range()
         assert body["total"] == "4999.34"  # 6.60 usage + 4993.40 true-up - 0.66 deflection credit
