@@ -409,28 +409,19 @@ class DeltaApplier:
         self._queue.extend(pending)
         async with self._lock:
             taken, self._queue = self._queue, []
-            applied = await self._apply(taken) if taken else {}  # else an earlier caller applied ours
-        # Dropping the applied deltas from their cells needs no lock: the next application goes on meanwhile.
-        for region, delta_ids in applied.items():
-            try:
-                await forget_deltas(self.db, region, delta_ids)
-            except Exception:  # applied already: apply_pending finds their receipts and only drops them
-                log.exception("%d applied rollup deltas of cell %s left to drop", len(delta_ids), region)
+            if taken:  # else an earlier caller applied ours with its own
+                await self._apply(taken)
 
-    async def _apply(self, taken: list[PendingDelta]) -> dict[str, list[str]]:
-        """Apply the deltas cell by cell; returns the ids applied, by cell."""
+    async def _apply(self, taken: list[PendingDelta]) -> None:
         by_region: dict[str, list[PendingDelta]] = {}
         for p in taken:
             by_region.setdefault(p.region, []).append(p)
-        applied: dict[str, list[str]] = {}
         for region, items in sorted(by_region.items()):
             try:
                 await apply_deltas(self.db, region, [(p.delta_id, p.tenant_id, p.rows) for p in items])
+                await forget_deltas(self.db, region, [p.delta_id for p in items])
             except Exception:  # they wait in the cell; apply_pending applies them exactly once
                 log.exception("%d rollup deltas of cell %s left pending", len(items), region)
-            else:
-                applied[region] = [p.delta_id for p in items]
-        return applied
 
 
 # --- recount and rebuild ----------------------------------------------------------------------
