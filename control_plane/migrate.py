@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
@@ -30,8 +31,22 @@ def upgrade_all(settings: Settings) -> list[str]:
     return done
 
 
+def _missing_sqlite_file(url: str) -> bool:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return False
+    return not Path(parsed.database).exists()
+
+
 def check_all(settings: Settings) -> None:
-    """Raise when a model and its migrations disagree (``alembic check``) on any database."""
-    command.check(alembic_config("control", settings.database.control_url))
-    for url in settings.database.cell_urls.values():
-        command.check(alembic_config("cell", url))
+    """Raise when a model and its migrations disagree (``alembic check``) on any database.
+
+    As ``alembic check`` does (``migrations/env_common.py``), a SQLite file that does not exist yet
+    (a fresh checkout) is created and migrated to head first, so that the check compares models
+    with migrations instead of failing to open it. Existing databases are only read."""
+    lines = [("control", settings.database.control_url), *(("cell", u) for u in settings.database.cell_urls.values())]
+    for line, url in lines:
+        if _missing_sqlite_file(url):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            command.upgrade(alembic_config(line, url), "head")
+        command.check(alembic_config(line, url))

@@ -39,6 +39,23 @@ class TestMigrations:
         for url in settings.database.cell_urls.values():
             assert _revision(url) == cell_head.get_current_head()
 
+    def test_db_check_on_a_fresh_checkout_creates_the_sqlite_files_and_finds_no_drift(self, tmp_path):
+        from click.testing import CliRunner
+
+        from control_plane.cli import main
+
+        env = {"BPO_DATA_DIR": str(tmp_path / "var"), "BPO_DATABASE_URL": "", "BPO_CELL_URLS": ""}
+        result = CliRunner().invoke(main, ["db", "check"], env=env)
+        assert result.exit_code == 0, result.output
+        assert result.output.strip().endswith("no drift")
+        assert sorted(p.name for p in (tmp_path / "var").glob("*.db")) == [
+            "cell-cn.db",
+            "cell-eu.db",
+            "cell-sg.db",
+            "cell-us.db",
+            "control.db",
+        ]
+
     def test_models_and_migrations_agree(self, settings):
         load_models()
         assert _drift(settings.database.control_url, ControlBase.metadata) == []
