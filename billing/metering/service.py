@@ -423,7 +423,7 @@ async def write_to_cell(
         await _insert_contacts(cell, inserts)
     if updates:
         await cell.execute(_UPDATE, updates)
-    if len(inserts) == len(newest):  # all new: the delta written before the lock is the batch's
+    if len(inserts) == len(newest):  # all new: the delta written first is the batch's, as it stands
         out.rows = prepared
         return out
     out.rows = deltas.nonzero()
