@@ -66,9 +66,12 @@ class Contact(CellBase):
     customer_hash: Mapped[str | None] = mapped_column(sa.String(64))
     updated_at: Mapped[datetime]
     received_at: Mapped[datetime]
-    # Times a version reopened it: it had been resolved, and a later version is open again or
-    # resolved at a later time (DESIGN.md: "a reopened contact arrives as an update").
+    # 1 when reopened (DESIGN.md: "a reopened contact arrives as an update"): some version was
+    # resolved, and the newest is not resolved at the earliest resolution (see service.reopened).
     reopens: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    # The earliest resolved_at of every version received (stale ones too): a minimum, so it does not
+    # depend on the order in which the versions arrived (cell revision c0004).
+    first_resolved_at: Mapped[datetime | None]
 
 
 class RollupDelta(CellBase):

@@ -262,8 +262,20 @@ def _pg_upsert_sql() -> str:
     )
 
 
+# A row is removed only when every measure is zero: then it is the same as no row.
+_ALL_ZERO = tuple(ROLLUP.c[m] == 0 for m in MEASURES)
+
+
 async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequence[tuple[Key, Vector]]) -> None:
-    """Add delta rows (one per key) to the control rollups in one statement; rows left at zero are removed.
+    """Add delta rows (one per key) to the control rollups in one statement; rows left all zero are removed.
+
+    Deltas commute: the rows are sums, so applying a tenant's deltas in any order gives the same
+    rows as a recount. A delta may arrive before the one it corrects (an update's ``-v1 +v2`` before
+    the ``+v1`` of the batch that stored v1, after a crash or a failed application): a row can then
+    hold ``contacts == 0`` while other measures are not zero yet, or a negative measure, until the
+    late delta lands. So a row is deleted only when every measure is zero (an absent row and an
+    all-zero row read the same), never because one measure reached zero. Readers settle the
+    tenant's pending deltas first (``apply_pending``), so they do not see such a passing state.
 
     PostgreSQL upserts them in key order (the statements sort); SQLite has one writer at a time."""
     frt, main = [], []
@@ -284,9 +296,9 @@ async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequ
         tid = tenant_id.hex
         params = [(tid, k[0], k[1].isoformat(), *k[2:], *v) for k, v in rows]
         await connection.exec_driver_sql(_upsert_sql("sqlite"), params)
-    if any(v[CONTACTS] < 0 for _, v in rows):
-        # A contact that moved away leaves its old row at zero everywhere (every contact counts 1).
-        await session.execute(sa.delete(ROLLUP).where(ROLLUP.c.tenant_id == tenant_id, ROLLUP.c.contacts == 0))
+    if any(x < 0 for _, v in rows for x in v):
+        # Only a row whose every measure is zero goes: deltas commute (see `add_to_rollups`).
+        await session.execute(sa.delete(ROLLUP).where(ROLLUP.c.tenant_id == tenant_id, *_ALL_ZERO))
 
 
 async def apply_delta(db: Databases, region: str, delta_id: str, tenant_id: uuid.UUID, rows: list) -> bool:
@@ -352,23 +364,49 @@ async def forget_deltas(db: Databases, region: str, delta_ids: Sequence[str]) ->
             await cell.execute(sa.delete(RollupDelta).where(RollupDelta.id.in_(list(delta_ids))))
 
 
+PENDING_CHUNK = 200  # deltas applied per control transaction by `apply_pending`
+
+
 async def apply_pending(db: Databases, tenant_id: uuid.UUID | None = None, *, older_than: float | None = None) -> int:
     """Apply every delta a cell still holds (the control database was down, or the process that wrote
-    it stopped before applying it). ``older_than`` (seconds) skips deltas younger than that, which
-    the writing process is still applying."""
+    it stopped before applying it), oldest first, up to `PENDING_CHUNK` per control transaction.
+    ``older_than`` (seconds) skips deltas younger than that, which the writing process is still
+    applying. Deltas committed after the call began are left to the next call (no endless chase of
+    a busy tenant); the receipts make it safe to race the writing process's own applier."""
     applied = 0
+    began = utcnow()
+    for region in db.cells:
+        while True:
+            async with db.cell_session(region) as cell:
+                stmt = (
+                    sa.select(RollupDelta.id, RollupDelta.tenant_id, RollupDelta.deltas)
+                    .where(RollupDelta.created_at <= began)
+                    .order_by(RollupDelta.created_at)
+                    .limit(PENDING_CHUNK)
+                )
+                if tenant_id is not None:
+                    stmt = stmt.where(RollupDelta.tenant_id == tenant_id)
+                if older_than is not None:
+                    stmt = stmt.where(RollupDelta.created_at < began - timedelta(seconds=older_than))
+                pending = (await cell.execute(stmt)).all()
+            if not pending:
+                break
+            applied += await apply_deltas(db, region, [(d, t, DeltaSum.from_json(rows)) for d, t, rows in pending])
+            await forget_deltas(db, region, [d for d, _, _ in pending])
+            if len(pending) < PENDING_CHUNK:
+                break
+    return applied
+
+
+async def oldest_pending(db: Databases) -> datetime | None:
+    """When the oldest delta still held by any cell was written (``None``: none is pending)."""
+    oldest = None
     for region in db.cells:
         async with db.cell_session(region) as cell:
-            stmt = sa.select(RollupDelta).order_by(RollupDelta.created_at)
-            if tenant_id is not None:
-                stmt = stmt.where(RollupDelta.tenant_id == tenant_id)
-            if older_than is not None:
-                stmt = stmt.where(RollupDelta.created_at < utcnow() - timedelta(seconds=older_than))
-            pending = list((await cell.scalars(stmt)).all())
-        for delta in pending:
-            applied += await apply_delta(db, region, delta.id, delta.tenant_id, DeltaSum.from_json(delta.deltas))
-            await forget_delta(db, region, delta.id)
-    return applied
+            created = await cell.scalar(sa.select(sa.func.min(RollupDelta.created_at)))
+        if created is not None and (oldest is None or created < oldest):
+            oldest = created
+    return oldest
 
 
 @dataclass

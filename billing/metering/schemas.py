@@ -100,7 +100,8 @@ class ContactIn:
     csat: int | None
     customer_ref: str | None
     updated_at: datetime
-    reopens: int = 0  # set by ingest from the versions it has seen (see service.write_to_cell)
+    reopens: int = 0  # set by ingest from the versions it has seen (see service.reopened)
+    first_resolved_at: datetime | None = None  # likewise: the earliest resolution of any version
 
 
 class ContactWire(msgspec.Struct, forbid_unknown_fields=True):

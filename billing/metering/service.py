@@ -36,6 +36,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -74,6 +75,7 @@ _EXISTING = sa.select(
     CONTACTS.c.id,
     CONTACTS.c.external_id,
     CONTACTS.c.updated_at,
+    CONTACTS.c.first_resolved_at,
     *(CONTACTS.c[c.key] for c in rollups.RECOUNT_COLUMNS),
 )
 # The columns ingest writes, in the order of `_values` (and of the COPY on PostgreSQL).
@@ -94,11 +96,19 @@ COLUMNS: tuple[str, ...] = (
     "updated_at",
     "received_at",
     "reopens",
+    "first_resolved_at",
 )
 _UPDATE = (  # an update rewrites every column but the contact's key (tenant_id, external_id)
     sa.update(CONTACTS)
     .where(CONTACTS.c.id == sa.bindparam("_id"))
     .values({name: sa.bindparam(name) for name in COLUMNS[2:]})
+)
+
+# A stale version resolved earlier than any stored one moves only the contact's first resolution.
+_EARLIER = (
+    sa.update(CONTACTS)
+    .where(CONTACTS.c.id == sa.bindparam("_id"))
+    .values(first_resolved_at=sa.bindparam("first_resolved_at"), reopens=sa.bindparam("reopens"))
 )
 
 
@@ -250,6 +260,7 @@ def _values(c: ContactIn, tenant_id: uuid.UUID, customer_hash: str | None, now: 
         c.updated_at,
         now,
         c.reopens,
+        c.first_resolved_at,
     )
 
 
@@ -304,28 +315,43 @@ async def _lock_tenant(cell: AsyncSession, tenant_id: uuid.UUID) -> None:
     await cell.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"contacts:{tenant_id}"})
 
 
-def _reopened(before: Any, after: Any) -> bool:
-    """A resolved contact comes back: open again, or resolved again at a later time."""
-    if before.resolution not in RESOLVED:
-        return False
-    return after.resolution == "open" or (after.resolution in RESOLVED and after.resolved_at > before.resolved_at)
+def reopened(newest: Any, first_resolved_at: datetime | None) -> int:
+    """1 when the contact was resolved once (``first_resolved_at``, the earliest ``resolved_at`` of any
+    of its ``ai_resolved``/``human_resolved`` versions) and its newest version is not resolved at that
+    time: open again, abandoned, or resolved later (DESIGN.md: "a reopened contact arrives as an
+    update"). A correction at the same resolution time is no reopen. Both inputs are the same
+    whatever order the versions arrived in (the newest by ``updated_at``, a minimum), so is this."""
+    if first_resolved_at is None:
+        return 0
+    return int(newest.resolution not in RESOLVED or newest.resolved_at != first_resolved_at)
+
+
+def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _first_resolutions(items: Sequence[tuple[ContactIn, str | None]]) -> dict[str, datetime]:
+    """Per contact, the earliest ``resolved_at`` of the batch's resolved versions (all of them, stale ones too)."""
+    first: dict[str, datetime] = {}
+    for c, _ in items:
+        if c.resolution in RESOLVED:
+            first[c.external_id] = _earlier(first.get(c.external_id), c.resolved_at)
+    return first
 
 
 def _versions(
     items: Sequence[tuple[ContactIn, str | None]],
     stored: dict[str, Any],
     winners: dict[str, tuple[ContactIn, str | None]],
-) -> tuple[int, int, int, dict[str, int]]:
+) -> tuple[int, int, int]:
     """Walk a cell's part of a batch in order against the stored versions.
 
     A version counts when it is newer than the contact's latest so far (stored, or earlier in the
     batch): the first as accepted (no stored version) or updated, later ones as updated; older or
     equal ones are duplicates. Fills ``winners`` with each contact's last counted version and
-    returns the counts and, per contact, its reopens: the stored ones plus one per counted version
-    that reopens the one before it.
+    returns the counts.
     """
     heads: dict[str, Any] = {}
-    reopens: dict[str, int] = {}
     accepted = updated = duplicates = 0
     for item in items:
         c = item[0]
@@ -333,18 +359,16 @@ def _versions(
         before = heads.get(key)
         if before is None:
             before = stored.get(key)
-            reopens[key] = 0 if before is None else before.reopens
         if before is None:
             accepted += 1
         elif c.updated_at > before.updated_at:
             updated += 1
-            reopens[key] += _reopened(before, c)
         else:
             duplicates += 1
             continue
         heads[key] = c
         winners[key] = item
-    return accepted, updated, duplicates, reopens
+    return accepted, updated, duplicates
 
 
 async def write_to_cell(
@@ -378,10 +402,12 @@ async def write_to_cell(
     zone = ZoneInfo(ctx.timezone)
     out = CellOutcome(delta_id=str(uuid.uuid4()))
     newest: dict[str, tuple[ContactIn, str | None]] = {}  # per contact, the version that wins if it is new
-    _, _, _, reopens = _versions(items, {}, newest)
+    _versions(items, {}, newest)
+    first_resolved = _first_resolutions(items)
     deltas = rollups.DeltaSum()
     for c, _ in newest.values():
-        c.reopens = reopens[c.external_id]
+        c.first_resolved_at = first_resolved.get(c.external_id)
+        c.reopens = reopened(c, c.first_resolved_at)
         deltas.add_contact(zone, c, ctx.calendar, 1)
 
     prepared = deltas.nonzero()
@@ -397,21 +423,28 @@ async def write_to_cell(
         await _lock_tenant(cell, ctx.id)
         stored = await _stored(cell, ctx.id, list(newest))
     written: dict[str, tuple[ContactIn, str | None]] = {}
-    out.accepted, out.updated, out.duplicates, reopens = _versions(items, stored, written)
-    inserts, updates = [], []
+    out.accepted, out.updated, out.duplicates = _versions(items, stored, written)
+    inserts, updates, earlier = [], [], []
     for external_id, (c, customer_hash) in newest.items():
         old = stored.get(external_id)
-        if external_id not in written:  # stale: nothing of it is written
+        first = _earlier(None if old is None else old.first_resolved_at, c.first_resolved_at)
+        if external_id not in written:  # stale: the stored version stays, only its earliest resolution may move
             deltas.add_contact(zone, c, ctx.calendar, -1)
+            if first != old.first_resolved_at:
+                flag = reopened(old, first)
+                if (flag > 0) != (old.reopens > 0):
+                    deltas.add_contact(zone, old, ctx.calendar, -1)
+                    deltas.add_contact(zone, SimpleNamespace(**{**old._asdict(), "reopens": flag}), ctx.calendar, 1)
+                earlier.append({"_id": old.id, "first_resolved_at": first, "reopens": flag})
             continue
-        if old is not None:  # an update: the stored version's contribution goes, its reopens carry on
+        if old is not None:  # an update: the stored version's contribution goes
             deltas.add_contact(zone, old, ctx.calendar, -1)
-            if (reopens[external_id] > 0) != (c.reopens > 0):  # counted as (not) reopened before the lock
-                deltas.add_contact(zone, c, ctx.calendar, -1)
-                c.reopens = reopens[external_id]
-                deltas.add_contact(zone, c, ctx.calendar, 1)
-            else:
-                c.reopens = reopens[external_id]
+        flag = reopened(c, first)
+        if (flag > 0) != (c.reopens > 0):  # counted as (not) reopened before the stored version was read
+            deltas.add_contact(zone, c, ctx.calendar, -1)
+            c.reopens = flag
+            deltas.add_contact(zone, c, ctx.calendar, 1)
+        c.first_resolved_at, c.reopens = first, flag
         if old is None:
             inserts.append(_values(c, ctx.id, customer_hash, now))
         else:
@@ -423,6 +456,8 @@ async def write_to_cell(
         await _insert_contacts(cell, inserts)
     if updates:
         await cell.execute(_UPDATE, updates)
+    if earlier:
+        await cell.execute(_EARLIER, earlier)
     if len(inserts) == len(newest):  # all new: the delta written first is the batch's, as it stands
         out.rows = prepared
         return out
