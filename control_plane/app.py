@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
+import structlog
 from litestar import Litestar, Request
 from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
@@ -72,6 +74,20 @@ def provide_keyring(state: State) -> KeyRing:
     return state.keyring
 
 
+async def _settle_pending(db: Databases) -> None:
+    """Apply every rollup delta left in the cells (by a process that stopped between a batch's
+    commit and its rollup application), in the background of the start; reads settle their own
+    tenant anyway, and a failure here is left to the ``rollup_deltas`` job."""
+    from billing.metering.rollups import apply_pending
+
+    try:
+        applied = await apply_pending(db)
+        if applied:
+            structlog.get_logger("bpo.start").info("rollups.settled", deltas=applied)
+    except Exception:
+        structlog.get_logger("bpo.start").exception("rollups.settle_failed")
+
+
 def create_app(
     settings: Settings | None = None, *, db: Databases | None = None, run_scheduler: bool = False
 ) -> Litestar:
@@ -92,7 +108,8 @@ def create_app(
     owns_db = db is None
 
     async def start(app: Litestar) -> None:
-        if run_scheduler:
+        if run_scheduler:  # a restarted server settles what a stopped one left pending, at once
+            app.state.settling = asyncio.create_task(_settle_pending(app.state.db))
             from control_plane.scheduler import JobContext, Leader, build_scheduler
 
             leader = Leader(app.state.db)

@@ -34,6 +34,7 @@ async def sla_status(ctx: JobContext) -> int:
     """Every active tenant's SLA status for the running month; one alert per change (sla.service)."""
     from sla.service import evaluate_all
 
+    await _settle_rollups(ctx)
     async with ctx.db.control_transaction() as session:
         return await evaluate_all(session)
 
@@ -45,7 +46,16 @@ async def draft_invoices(ctx: JobContext) -> dict[str, int]:
     from compliance.service import SystemActor
     from control_plane.database import utcnow
 
+    await _settle_rollups(ctx)
     return await draft_due_invoices(ctx.db.control_transaction, SystemActor("scheduler", "system"), now=utcnow())
+
+
+async def _settle_rollups(ctx: JobContext) -> None:
+    """Jobs that read rollups apply every pending delta first, whatever its age: right after a crash
+    or a change of leader the deltas of accepted batches may still wait in their cells."""
+    from billing.metering.rollups import apply_pending
+
+    await apply_pending(ctx.db)
 
 
 @periodic("rollup_deltas", seconds=60)

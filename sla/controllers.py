@@ -8,6 +8,7 @@ from litestar import Response, get, post, put
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.metering.controllers import settle_before_read
 from control_plane.auth import EVERYONE, ONBOARDING, STAFF, ApiScope, Principal, policy
 from control_plane.keyring import KeyRing
 from sla import charts, export, service
@@ -16,13 +17,13 @@ API = "/api/v1/tenants"
 READ = policy(roles=EVERYONE, scopes=(ApiScope.sla_read,))
 
 
-@get(API + "/{slug:str}/sla", opt=READ, tags=["sla"])
+@get(API + "/{slug:str}/sla", opt=READ, tags=["sla"], before_request=settle_before_read)
 async def sla_report(session: AsyncSession, principal: Principal, slug: str, period: str | None = None) -> dict:
     """Each SLA of the month with target, actual, met, status and credit (YYYY-MM; default: this month)."""
     return await service.period_report(session, principal, slug, service.check_period(period))
 
 
-@get(API + "/{slug:str}/sla.csv", opt=READ, tags=["sla"])
+@get(API + "/{slug:str}/sla.csv", opt=READ, tags=["sla"], before_request=settle_before_read)
 async def sla_csv(session: AsyncSession, principal: Principal, slug: str, period: str | None = None) -> Response:
     report = await service.period_report(session, principal, slug, service.check_period(period))
     name = f"sla-{report['tenant']}-{report['period']}.csv"
@@ -33,7 +34,7 @@ async def sla_csv(session: AsyncSession, principal: Principal, slug: str, period
     )
 
 
-@get(API + "/{slug:str}/sla.pdf", opt=READ, tags=["sla"])
+@get(API + "/{slug:str}/sla.pdf", opt=READ, tags=["sla"], before_request=settle_before_read)
 async def sla_pdf(session: AsyncSession, principal: Principal, slug: str, period: str | None = None) -> Response:
     report = await service.period_report(session, principal, slug, service.check_period(period))
     name = f"sla-{report['tenant']}-{report['period']}.pdf"
@@ -44,7 +45,7 @@ async def sla_pdf(session: AsyncSession, principal: Principal, slug: str, period
     )
 
 
-@get("/tenants/{slug:str}/sla", opt=policy(roles=EVERYONE), include_in_schema=False)
+@get("/tenants/{slug:str}/sla", opt=policy(roles=EVERYONE), include_in_schema=False, before_request=settle_before_read)
 async def sla_page(session: AsyncSession, principal: Principal, slug: str, period: str | None = None) -> Template:
     report = await service.period_report(session, principal, slug, service.check_period(period))
     alerts = await service.list_alerts(session, principal, slug, limit=20) if principal.is_staff else []

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.invoices import service
 from billing.invoices.pdf import render_invoice_pdf
 from billing.invoices.schemas import draft_differences, invoice_json, lines_json
+from billing.metering.controllers import settle_before_read
+from billing.metering.service import settle_rollups
 from billing.money import format_money, from_minor_units
 from billing.providers import webhooks
 from billing.providers.port import ProviderConfig, WebhookRefused, build_provider
@@ -52,7 +54,13 @@ async def _json(session: AsyncSession, invoice) -> dict[str, Any]:
     return invoice_json(invoice, tenant.slug, await service.credit_notes_of(session, invoice))
 
 
-@post("/api/v1/tenants/{slug:str}/invoices", opt=WRITE, status_code=200, tags=["invoices"])
+@post(
+    "/api/v1/tenants/{slug:str}/invoices",
+    opt=WRITE,
+    status_code=200,
+    tags=["invoices"],
+    before_request=settle_before_read,
+)
 async def draft_invoice(
     session: AsyncSession, principal: Principal, state: State, slug: str, period: str | None = None
 ) -> dict[str, Any]:
@@ -66,7 +74,21 @@ async def list_invoices(session: AsyncSession, principal: Principal, slug: str) 
     return [invoice_json(inv, s) for inv, s in await service.list_invoices(session, principal, slug=slug)]
 
 
-@post("/api/v1/invoices/{invoice_id:str}/finalize", opt=WRITE, status_code=200, tags=["invoices"])
+async def _settle_invoice_tenant(request: Request) -> None:
+    """Before finalizing: the invoice's tenant's pending rollup deltas are applied (see
+    ``settle_before_read``), so `service.finalize_invoice` can tell whether the draft is outdated."""
+    tenant_id = await service.invoice_tenant_id(request.app.state.db, request.path_params["invoice_id"])
+    if tenant_id is not None:
+        await settle_rollups(request.app.state.db, tenant_id=tenant_id)
+
+
+@post(
+    "/api/v1/invoices/{invoice_id:str}/finalize",
+    opt=WRITE,
+    status_code=200,
+    tags=["invoices"],
+    before_request=_settle_invoice_tenant,
+)
 async def finalize_invoice(
     session: AsyncSession, principal: Principal, state: State, settings: Settings, invoice_id: str
 ) -> dict[str, Any]:

@@ -113,6 +113,32 @@ def _counts_json(counts) -> dict[str, Any]:
     }
 
 
+async def _rate_period(session: AsyncSession, tenant: Tenant, period: Period, terms: Any, invoice: Invoice | None):
+    """Rate a period from the rollups: ``(counts, rated, line rows, lines as stored)``. The lines are
+    given as stored (prices in the currency's places, descriptions cut to the column), so an
+    unchanged period is recognised whatever the contract's spelling of a price ("1.45" vs "1.450")."""
+    counts = await period_counts(session, tenant, period.label, terms)
+    adjustments = await pending_adjustments(session, tenant, period, exclude=invoice.id if invoice else None)
+    rated = rate_counts(terms, counts, [line for line, _ in adjustments])
+    rows = _rows(rated, [meta for _, meta in adjustments])
+    return (
+        counts,
+        rated,
+        rows,
+        RatedInvoice(rated.currency, tuple(line_of(row, rated.currency) for row in rows)).as_json(),
+    )
+
+
+async def invoice_tenant_id(db: Any, invoice_id: str) -> uuid.UUID | None:
+    """The tenant of an invoice (``None`` when there is no such invoice), read on its own."""
+    try:
+        key = uuid.UUID(invoice_id)
+    except ValueError:
+        return None
+    async with db.control_autocommit() as session:
+        return await session.scalar(sa.select(Invoice.tenant_id).where(Invoice.id == key))
+
+
 async def draft_invoice(session: AsyncSession, actor: Actor, slug: str, period_label: str | None, *, now: datetime):
     """Draft, or re-draft, a tenant's period: idempotent; refused before the period can have settled.
 
@@ -141,10 +167,7 @@ async def draft_invoice(session: AsyncSession, actor: Actor, slug: str, period_l
             "(later changes go on the next invoice, corrections are credit notes)",
             code=f"invoice_{invoice.status}",
         )
-    counts = await period_counts(session, tenant, period.label, terms)
-    adjustments = await pending_adjustments(session, tenant, period, exclude=invoice.id if invoice else None)
-    rated = rate_counts(terms, counts, [line for line, _ in adjustments])
-    rows = _rows(rated, [meta for _, meta in adjustments])
+    counts, rated, rows, after = await _rate_period(session, tenant, period, terms, invoice)
     totals = {
         "usage_subtotal_minor": to_minor_units(rated.usage_subtotal, rated.currency),
         "credit_total_minor": to_minor_units(rated.credit_total, rated.currency),
@@ -152,9 +175,6 @@ async def draft_invoice(session: AsyncSession, actor: Actor, slug: str, period_l
     }
     if invoice is not None:
         before = lines_json(invoice)
-        # Compared as stored (prices in the currency's places, descriptions cut to the column), so an
-        # unchanged period is recognised whatever the contract's spelling of a price ("1.45" vs "1.450").
-        after = RatedInvoice(rated.currency, tuple(line_of(row, rated.currency) for row in rows)).as_json()
         if before == after and invoice.contract_version == contract.version:
             return invoice, False
         invoice.previous_draft = before
@@ -209,6 +229,17 @@ async def finalize_invoice(
     if invoice.status != OPEN:
         raise Conflict(f"invoice {invoice.number or invoice.id} is {invoice.status}, not a draft", code="not_draft")
     tenant = await _tenant_of(session, invoice)
+    period = parse_period(invoice.period, tenant.timezone)
+    contract = await contract_in_force(session, tenant.id, period.first_day)
+    current = contract and (await _rate_period(session, tenant, period, contract.terms, invoice))[3]
+    if contract is None or current != lines_json(invoice) or contract.version != invoice.contract_version:
+        # Contacts (or a contract version) arrived after this draft: what would be finalized is not
+        # what the reviewer saw. Re-drafting shows the difference (the drafts page lists it).
+        raise Conflict(
+            f"the draft of {invoice.period} is out of date: usage or the contract changed since it was drafted; "
+            f"re-draft it (POST /api/v1/tenants/{tenant.slug}/invoices?period={invoice.period}), review, then finalize",
+            code="draft_outdated",
+        )
     invoice.number, invoice.status, invoice.finalized_at = formatted(series, number), "finalized", now
     if provider != "none":
         invoice.provider = provider

@@ -43,6 +43,13 @@ def _applier(state: State) -> rollups.DeltaApplier:
     return applier
 
 
+async def settle_before_read(request: Request) -> None:
+    """``before_request`` of the routes that read a tenant's rollups (``{slug}`` in the path): its
+    pending deltas are applied first (`service.settle_rollups`), so the read counts every contact
+    accepted before it. Runs after the guard: only a caller who may read the tenant settles it."""
+    await service.settle_rollups(request.app.state.db, slug=request.path_params["slug"])
+
+
 def _too_large(request: Request, detail: str, contacts: int | None = None) -> Response:
     body = {
         "status": 413,
@@ -133,7 +140,7 @@ def _month_bounds(month: str | None, timezone: str) -> tuple[date, date, str]:
     return start, end, start.strftime("%Y-%m")
 
 
-@get(API + "/{slug:str}/usage", opt=policy(roles=EVERYONE), tags=["contacts"])
+@get(API + "/{slug:str}/usage", opt=policy(roles=EVERYONE), tags=["contacts"], before_request=settle_before_read)
 async def usage_json(session: AsyncSession, principal: Principal, slug: str, month: str | None = None) -> dict:
     """Contacts per day (by the tenant's day of ``opened_at``) by resolution, channel and intent."""
     tenant = await tenants.find_tenant(session, principal, slug)
@@ -144,7 +151,9 @@ async def usage_json(session: AsyncSession, principal: Principal, slug: str, mon
 _PAGE: str | None = None
 
 
-@get("/tenants/{slug:str}/usage", opt=policy(roles=EVERYONE), include_in_schema=False)
+@get(
+    "/tenants/{slug:str}/usage", opt=policy(roles=EVERYONE), include_in_schema=False, before_request=settle_before_read
+)
 async def usage_page(session: AsyncSession, principal: Principal, slug: str, month: str | None = None) -> Template:
     global _PAGE
     if _PAGE is None:

@@ -594,3 +594,17 @@ async def ingest_contacts(
 async def latest_errors(session: AsyncSession, tenant_id: uuid.UUID, limit: int = 50) -> list[IngestError]:
     stmt = sa.select(IngestError).where(IngestError.tenant_id == tenant_id).order_by(IngestError.id.desc()).limit(limit)
     return list((await session.scalars(stmt)).all())
+
+
+async def settle_rollups(db: Databases, *, slug: str | None = None, tenant_id: uuid.UUID | None = None) -> int:
+    """Apply the tenant's rollup deltas still pending in its cells, so that a read of the rollups that
+    follows an accepted answer counts it (drafts, finalization, SLA reports, usage). The deltas are
+    durable in the cells from the moment the answer was sent; this makes them visible now instead of
+    when the applier or the ``rollup_deltas`` job gets to them. Unknown tenants settle nothing (the
+    read that follows answers 404)."""
+    if tenant_id is None:
+        async with db.control_autocommit() as session:
+            tenant_id = await session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug))
+        if tenant_id is None:
+            return 0
+    return await rollups.apply_pending(db, tenant_id)
