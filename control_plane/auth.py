@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from litestar.connection import ASGIConnection
@@ -24,6 +26,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.database import Databases, utcnow
+
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -90,45 +94,59 @@ def prefix_of(secret: str) -> str:
 
 async def authenticate_bearer(db: Databases, secret: str) -> Principal | None:
     """A token or API key's principal, recording its last use (to the minute); ``None`` when unknown or revoked."""
-    from control_plane.models import BearerToken
-    from tenants.models import ApiKey, Tenant
-
     prefix = prefix_of(secret)
     if not prefix:
         return None
     digest = hash_secret(secret)
     now = utcnow()
     # One SELECT, and at most once a minute one UPDATE of last use: each commits by itself.
-    async with db.control_autocommit() as session, session.begin():
-        if prefix.startswith("bpo_live_"):
-            row = (
-                await session.execute(
-                    sa.select(ApiKey, Tenant.slug, Tenant.status)
-                    .join(Tenant, Tenant.id == ApiKey.tenant_id)
-                    .where(ApiKey.prefix == prefix)
-                )
-            ).first()
-            if row is None or row.ApiKey.revoked_at is not None or row.status == "offboarded":
-                return None
-            key = row.ApiKey
-            if not hmac.compare_digest(key.secret_hash, digest):
-                return None
-            if key.last_used_at is None or now - key.last_used_at >= LAST_USE_EVERY:
-                key.last_used_at = now  # at most once a minute: no control-database write per request
-            return Principal("api_key", prefix, API_KEY_ROLE, key.tenant_id, row.slug, frozenset(key.scopes))
-        if prefix.startswith("bpo_tok_"):
-            token = (await session.execute(sa.select(BearerToken).where(BearerToken.prefix == prefix))).scalar()
-            if token is None or token.revoked_at is not None or not hmac.compare_digest(token.secret_hash, digest):
-                return None
-            if token.expires_at is not None and token.expires_at <= now:
-                return None
-            if token.last_used_at is None or now - token.last_used_at >= LAST_USE_EVERY:
-                token.last_used_at = now
-            slug = None
-            if token.tenant_id is not None:
-                slug = await session.scalar(sa.select(Tenant.slug).where(Tenant.id == token.tenant_id))
-            return Principal("token", prefix, token.role, token.tenant_id, slug)
-    return None
+    async with db.control_autocommit() as session:
+        principal, used = await _bearer_principal(session, prefix, digest, now)
+        if used is not None and (used.last_used_at is None or now - used.last_used_at >= LAST_USE_EVERY):
+            await _record_last_use(session, used, now)
+    return principal
+
+
+async def _bearer_principal(session, prefix: str, digest: str, now) -> tuple[Principal | None, Any]:
+    """The principal of a token or key and its row (for its last use); ``(None, None)`` when unknown or revoked."""
+    from control_plane.models import BearerToken
+    from tenants.models import ApiKey, Tenant
+
+    if prefix.startswith("bpo_live_"):
+        row = (
+            await session.execute(
+                sa.select(ApiKey, Tenant.slug, Tenant.status)
+                .join(Tenant, Tenant.id == ApiKey.tenant_id)
+                .where(ApiKey.prefix == prefix)
+            )
+        ).first()
+        if row is None or row.ApiKey.revoked_at is not None or row.status == "offboarded":
+            return None, None
+        key = row.ApiKey
+        if not hmac.compare_digest(key.secret_hash, digest):
+            return None, None
+        return Principal("api_key", prefix, API_KEY_ROLE, key.tenant_id, row.slug, frozenset(key.scopes)), key
+    if prefix.startswith("bpo_tok_"):
+        token = (await session.execute(sa.select(BearerToken).where(BearerToken.prefix == prefix))).scalar()
+        if token is None or token.revoked_at is not None or not hmac.compare_digest(token.secret_hash, digest):
+            return None, None
+        if token.expires_at is not None and token.expires_at <= now:
+            return None, None
+        slug = None
+        if token.tenant_id is not None:
+            slug = await session.scalar(sa.select(Tenant.slug).where(Tenant.id == token.tenant_id))
+        return Principal("token", prefix, token.role, token.tenant_id, slug), token
+    return None, None
+
+
+async def _record_last_use(session, row: Any, now) -> None:
+    """Best effort: a control database that refuses the write (read-only, full, busy, gone) must not
+    fail the request that the credential authenticates; the next use a minute on tries again."""
+    model = type(row)
+    try:
+        await session.execute(sa.update(model).where(model.id == row.id).values(last_used_at=now))
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("last use of %s not recorded: %s", row.prefix, type(exc).__name__)
 
 
 async def principal_for_user(db: Databases, user_id: str) -> Principal | None:

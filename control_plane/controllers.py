@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
@@ -35,11 +36,22 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# More readiness checks, registered by the domains: ``check(state) -> (name, "ok" | reason)``.
+READINESS_CHECKS: list[Callable[[State], Awaitable[tuple[str, str]]]] = []
+
+
 @get("/ready", opt=PUBLIC, tags=["operations"])
 async def ready(state: State) -> Any:
+    """503 unless every database takes a write and every registered check (e.g. rollup lag) passes."""
     from litestar import Response
 
     checks = await state.db.check()
+    for check in READINESS_CHECKS:
+        try:
+            name, outcome = await check(state)
+        except Exception as exc:  # readiness reports, it never raises
+            name, outcome = getattr(check, "__name__", "check"), f"error: {type(exc).__name__}"
+        checks[name] = outcome
     ok = all(v == "ok" for v in checks.values())
     return Response({"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
 

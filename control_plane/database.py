@@ -7,6 +7,7 @@ Sessions never commit inside services: the request (or the job) that opened one 
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -67,6 +68,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - dr
     cursor.close()
 
 
+# SQLite errors after which a connection is discarded rather than pooled again: a connection opened
+# while its file (or the disk) was read-only stays read-only for good, and one that met an I/O error
+# may hold a broken file handle. Marked as disconnects, they are replaced once the disk heals.
+_SQLITE_BROKEN = ("readonly database", "disk i/o error", "unable to open database file")
+
+
+def _discard_broken_sqlite(context) -> None:  # pragma: no cover - engine hook
+    if any(m in str(context.original_exception).lower() for m in _SQLITE_BROKEN):
+        context.is_disconnect = True
+
+
 PING_AFTER_IDLE = 10.0  # seconds a pooled PostgreSQL connection may rest before it is pinged at checkout
 
 
@@ -105,10 +117,40 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "handle_error", _discard_broken_sqlite)
     else:
         event.listen(engine.sync_engine.pool, "checkin", _rested)
         event.listen(engine.sync_engine.pool, "checkout", _ping_if_rested(engine.dialect))
     return engine
+
+
+class ReadinessProbe(ControlBase):
+    """One row per host, rewritten by every ``/ready``: the write that proves the control database takes writes."""
+
+    __tablename__ = "readiness_probes"
+
+    instance: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    checked_at: Mapped[datetime]
+
+
+class CellReadinessProbe(CellBase):
+    """The same in each region cell."""
+
+    __tablename__ = "readiness_probes"
+
+    instance: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    checked_at: Mapped[datetime]
+
+
+_PROBE = sa.text(
+    "INSERT INTO readiness_probes (instance, checked_at) VALUES (:instance, :now) "
+    "ON CONFLICT (instance) DO UPDATE SET checked_at = excluded.checked_at"
+).bindparams(sa.bindparam("now", type_=DateTimeUTC))
+
+
+def _fault(exc: Exception) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return f"error: {type(cause).__name__}: {str(cause).splitlines()[0][:120] if str(cause) else ''}".rstrip(": ")
 
 
 class Databases:
@@ -149,16 +191,25 @@ class Databases:
             yield session
 
     async def check(self) -> dict[str, str]:
-        """``{"control": "ok", "cell:eu": "ok" | error}`` for readiness."""
+        """``{"control": "ok", "cell:eu": "ok" | "error: …"}`` for readiness: each database must take a
+        write (a one-row upsert in ``readiness_probes``), not merely answer a read: a read-only or
+        full disk answers SELECT 1 and refuses every batch."""
         results: dict[str, str] = {}
         targets = {"control": self.control} | {f"cell:{r}": e for r, e in self.cells.items()}
+        instance = socket.gethostname()[:100]
         for name, engine in targets.items():
-            try:
-                async with engine.connect() as conn:
-                    await conn.execute(sa.text("SELECT 1"))
-                results[name] = "ok"
-            except Exception as exc:  # readiness reports, it never raises
-                results[name] = f"error: {type(exc).__name__}"
+            for _attempt in (1, 2):
+                try:
+                    async with engine.begin() as conn:
+                        await conn.execute(_PROBE, {"instance": instance, "now": utcnow()})
+                    results[name] = "ok"
+                    break
+                except Exception as exc:  # readiness reports, it never raises
+                    results[name] = _fault(exc)
+                    # A pooled connection that was dropped (a restarted or terminated backend) is
+                    # replaced and tried once more: one lost connection is not a database down.
+                    if not getattr(exc, "connection_invalidated", False):
+                        break
         return results
 
     async def dispose(self) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.exceptions import NotFoundException as LitestarNotFound
 from litestar.exceptions import ValidationException as LitestarValidation
+from sqlalchemy import exc as sa_exc
 
 
 @dataclass
@@ -95,7 +97,8 @@ def problem(status: int, body: dict, headers: dict[str, str] | None = None) -> R
 
 
 def domain_error_handler(request: Request, exc: DomainError) -> Response:
-    return problem(exc.status_code, exc.body() | {"request_id": request.scope.get("request_id")})
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code == 503 else None
+    return problem(exc.status_code, exc.body() | {"request_id": request.scope.get("request_id")}, headers)
 
 
 def validation_error_handler(request: Request, exc: LitestarValidation) -> Response:
@@ -150,8 +153,49 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+RETRY_AFTER_SECONDS = 1
+
+
+def is_database_fault(exc: BaseException) -> bool:
+    """A database error the client did not cause: the connection was lost or refused, the database is
+    read-only, full, shutting down, or a lock or serialization timed out. Integrity and data errors
+    (the request's own values) and programming errors (ours) are not faults of this kind."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.InternalError)
+        )
+    return isinstance(exc, (sa_exc.TimeoutError, sa_exc.DisconnectionError, psycopg.OperationalError))
+
+
+def database_fault_handler(request: Request, exc: Exception) -> Response:
+    """A database fault is 503 ``retry_later`` with ``Retry-After``: the request's transaction was
+    rolled back, so sending it again is safe (ingest answers its own ``ingest_interrupted``)."""
+    if not is_database_fault(exc):
+        return internal_error_handler(request, exc)
+    import structlog
+
+    structlog.get_logger("bpo.error").warning(
+        "database_fault", path=request.url.path, error=type(getattr(exc, "orig", None) or exc).__name__
+    )
+    return problem(
+        503,
+        {
+            "status": 503,
+            "code": "retry_later",
+            "detail": "A database is unavailable for a moment; nothing of this request was kept. Send it again.",
+            "retry": "safe",
+            "request_id": request.scope.get("request_id"),
+        },
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 EXCEPTION_HANDLERS = {
     Exception: internal_error_handler,
+    sa_exc.DBAPIError: database_fault_handler,
+    sa_exc.TimeoutError: database_fault_handler,
+    sa_exc.DisconnectionError: database_fault_handler,
+    psycopg.OperationalError: database_fault_handler,
     DomainError: domain_error_handler,
     LitestarValidation: validation_error_handler,
     HTTPException: http_error_handler,

@@ -58,9 +58,11 @@ async def _settle_rollups(ctx: JobContext) -> None:
     await apply_pending(ctx.db)
 
 
-@periodic("rollup_deltas", seconds=60)
+@periodic("rollup_deltas", seconds=10)
 async def rollup_deltas(ctx: JobContext) -> int:
-    """Rollup deltas still in their cells a minute after their batch (the process applying them stopped)."""
+    """Rollup deltas still in their cells 5 s after their batch: the application that follows the
+    answer failed (a database fault) or the process that wrote them stopped. Applying one that its
+    writer is still applying is harmless (the receipt makes the second a no-op)."""
     from billing.metering.rollups import apply_pending
 
-    return await apply_pending(ctx.db, older_than=60)
+    return await apply_pending(ctx.db, older_than=5)

@@ -54,6 +54,8 @@ class Settings:
     payment_provider: str
     public_url: str
     secure_cookies: bool = False
+    # /ready answers 503 when a rollup delta has waited in a cell longer than this (seconds).
+    ready_max_delta_age: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -95,4 +97,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         payment_provider=provider,
         public_url=env.get("BPO_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
         secure_cookies=env.get("BPO_SECURE_COOKIES") == "1",
+        ready_max_delta_age=float(env.get("BPO_READY_MAX_DELTA_AGE", "300")),
     )

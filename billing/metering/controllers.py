@@ -20,6 +20,8 @@ from billing.metering.schemas import MAX_BYTES, MAX_CONTACTS, decode_batch
 from billing.metering.throttle import KeyRateLimiter
 from billing.metering.webhooks.controllers import ROUTES as WEBHOOK_ROUTES
 from control_plane.auth import EVERYONE, ApiScope, Principal, policy
+from control_plane.controllers import READINESS_CHECKS
+from control_plane.database import utcnow
 from control_plane.errors import DomainError, FieldError, InvalidInput, problem
 from control_plane.keyring import KeyRing
 from tenants import service as tenants
@@ -48,6 +50,21 @@ async def settle_before_read(request: Request) -> None:
     pending deltas are applied first (`service.settle_rollups`), so the read counts every contact
     accepted before it. Runs after the guard: only a caller who may read the tenant settles it."""
     await service.settle_rollups(request.app.state.db, slug=request.path_params["slug"])
+
+
+async def rollups_ready(state: State) -> tuple[str, str]:
+    """Readiness of the usage read model: no delta has waited in a cell longer than
+    ``BPO_READY_MAX_DELTA_AGE`` (its applier and the ``rollup_deltas`` job both failing)."""
+    oldest = await rollups.oldest_pending(state.db)
+    age = 0.0 if oldest is None else (utcnow() - oldest).total_seconds()
+    limit = state.settings.ready_max_delta_age
+    return (
+        "rollups",
+        "ok" if age <= limit else f"lagging: the oldest pending delta is {age:.0f} s old (limit {limit:.0f} s)",
+    )
+
+
+READINESS_CHECKS.append(rollups_ready)
 
 
 def _too_large(request: Request, detail: str, contacts: int | None = None) -> Response:

@@ -1,0 +1,31 @@
+"""A one-row-per-host table that `/ready` rewrites: proof that the database takes writes.
+
+Revision ID: c0005
+Revises: c0004
+Create Date: 2026-11-30
+
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = "c0005"
+down_revision: str | Sequence[str] | None = "c0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "readiness_probes",
+        sa.Column("instance", sa.String(length=100), nullable=False),
+        sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("instance", name=op.f("pk_readiness_probes")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("readiness_probes")
