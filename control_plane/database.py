@@ -124,8 +124,8 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
-class ReadinessProbe(ControlBase):
-    """One row per host, rewritten by every ``/ready``: the write that proves the control database takes writes."""
+class _Probe:
+    """One row per host, rewritten by every ``/ready``: the write that proves a database takes writes."""
 
     __tablename__ = "readiness_probes"
 
@@ -133,13 +133,12 @@ class ReadinessProbe(ControlBase):
     checked_at: Mapped[datetime]
 
 
-class CellReadinessProbe(CellBase):
-    """The same in each region cell."""
+class ReadinessProbe(_Probe, ControlBase):
+    """The control database's probe row (see `_Probe`)."""
 
-    __tablename__ = "readiness_probes"
 
-    instance: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
-    checked_at: Mapped[datetime]
+class CellReadinessProbe(_Probe, CellBase):
+    """Each region cell's probe row (see `_Probe`)."""
 
 
 _PROBE = sa.text(
