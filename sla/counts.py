@@ -25,9 +25,8 @@ month is the days ``[first of month, first of next month)``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any, Protocol
 from uuid import UUID
@@ -37,10 +36,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import response_rollups
 from billing.metering.rollups import read_rollups
-from control_plane.errors import FieldError, InvalidInput
 from sla.evaluation import IntentCounts, PeriodCounts, ResponseCounts
 from sla.models import ExcludedWindow
 from sla.terms import SlaTerms
+from tenants.periods import Period
+from tenants.vocabulary import RESOLVED
 
 __all__ = [
     "Period",
@@ -52,61 +52,10 @@ __all__ = [
     "recorded_windows",
 ]
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-RESOLVED = ("ai_resolved", "human_resolved")
-
 
 class TenantLike(Protocol):
     id: UUID
     timezone: str
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """A calendar month: local days ``first <= day < end`` in the tenant's zone."""
-
-    year: int
-    month: int
-
-    @classmethod
-    def parse(cls, value: str | date | Period) -> Period:
-        if isinstance(value, Period):
-            return value
-        if isinstance(value, date):
-            return cls(value.year, value.month)
-        match = _PERIOD.match(str(value))
-        if not match:
-            raise InvalidInput([FieldError("period", f"{value!r} is not a month as YYYY-MM")])
-        return cls(int(match[1]), int(match[2]))
-
-    @classmethod
-    def of(cls, day: date) -> Period:
-        return cls(day.year, day.month)
-
-    @property
-    def label(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}"
-
-    @property
-    def first(self) -> date:
-        return date(self.year, self.month, 1)
-
-    @property
-    def end(self) -> date:
-        return date(self.year + self.month // 12, self.month % 12 + 1, 1)
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.first).days
-
-    def next(self) -> Period:
-        return Period.of(self.end)
-
-    def previous(self) -> Period:
-        return Period.of(self.first - timedelta(days=1))
-
-    def __str__(self) -> str:
-        return self.label
 
 
 def month_days(period: str | date | Period) -> tuple[date, date]:

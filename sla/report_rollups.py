@@ -40,8 +40,8 @@ from billing.metering.models import BUCKETS, ContactRollup, FirstResponseRollup,
 from sla.counts import Period
 from sla.evaluation import IntentCounts, PeriodCounts, ResponseCounts
 from sla.terms import ResponseTarget
+from tenants.vocabulary import RESOLVED
 
-RESOLVED = ("ai_resolved", "human_resolved")
 ROLLUP = ContactRollup.__table__
 FRT = FirstResponseRollup.__table__
 RES_BUCKETS = tuple(f"res_b{i:02d}" for i in range(BUCKETS))

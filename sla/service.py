@@ -56,7 +56,6 @@ from tenants.models import Tenant
 ON_TRACK, AT_RISK, BREACHED = "on_track", "at_risk", "breached"
 ALERT_KIND = "sla.alert_webhook"
 RECENT_DAYS = 7
-_RESOLVED = ("ai_resolved", "human_resolved")
 
 
 def rate_str(value: Fraction | None, places: int = 4) -> str | None:

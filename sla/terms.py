@@ -15,11 +15,9 @@ from fractions import Fraction
 from typing import Any
 
 from billing.money import to_decimal
+from tenants.contracts import DEFAULT_CSAT_MIN_SAMPLE, DEFAULT_DEFLECTION_EXCLUSIONS
 
 __all__ = ["DEFAULT_DEFLECTION_EXCLUSIONS", "CreditRule", "ResponseTarget", "SlaKind", "SlaTerms", "exact_fraction"]
-
-DEFAULT_DEFLECTION_EXCLUSIONS = frozenset({"chargeback", "fraud"})
-DEFAULT_CSAT_MIN_SAMPLE = 100
 
 
 class SlaKind(StrEnum):

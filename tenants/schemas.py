@@ -26,39 +26,17 @@ from pydantic import (
     model_validator,
 )
 
+from tenants.contracts import (
+    DEFAULT_CSAT_MIN_SAMPLE,
+    DEFAULT_DEFLECTION_EXCLUSIONS,
+    DEFAULT_LATE_GRACE_HOURS,
+    DEFAULT_REOPEN_WINDOW_HOURS,
+)
+from tenants.vocabulary import Channel, Intent
+
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
 CURRENCIES = frozenset(list_currencies())
 TIMEZONES = frozenset(zoneinfo.available_timezones())
-
-
-class Channel(StrEnum):
-    email = "email"
-    chat = "chat"
-    voice = "voice"
-    sms = "sms"
-    social = "social"
-    marketplace = "marketplace"
-
-
-class Intent(StrEnum):
-    wismo = "wismo"
-    delivery_exception = "delivery_exception"
-    return_ = "return"
-    refund = "refund"
-    exchange = "exchange"
-    cancellation = "cancellation"
-    address_change = "address_change"
-    damaged_item = "damaged_item"
-    missing_item = "missing_item"
-    product_question = "product_question"
-    sizing = "sizing"
-    payment = "payment"
-    discount_code = "discount_code"
-    subscription = "subscription"
-    chargeback = "chargeback"
-    fraud = "fraud"
-    complaint = "complaint"
-    other = "other"
 
 
 class TenantStatus(StrEnum):
@@ -243,14 +221,16 @@ class Contract(Input):
     human_resolved: Price
     minimum_monthly_fee: Annotated[DecimalStr, Field(ge=0)] | None = None
     deflection_floor: Rate | None = None
-    deflection_exclusions: list[Intent] = Field(default_factory=lambda: [Intent.chargeback, Intent.fraud])
+    deflection_exclusions: list[Intent] = Field(
+        default_factory=lambda: sorted(Intent(i) for i in DEFAULT_DEFLECTION_EXCLUSIONS)
+    )
     csat_target: Rate | None = None
-    csat_min_sample: int = Field(default=100, ge=1)
+    csat_min_sample: int = Field(default=DEFAULT_CSAT_MIN_SAMPLE, ge=1)
     response_targets: list[ResponseTarget] = Field(default_factory=list)
     credits: Credits = Field(default_factory=Credits)
     total_credit_cap_percent: Percent | None = None
-    reopen_window_hours: int = Field(default=72, ge=0, le=24 * 90)
-    late_grace_hours: int = Field(default=24, ge=0, le=24 * 90)
+    reopen_window_hours: int = Field(default=DEFAULT_REOPEN_WINDOW_HOURS, ge=0, le=24 * 90)
+    late_grace_hours: int = Field(default=DEFAULT_LATE_GRACE_HOURS, ge=0, le=24 * 90)
 
     @field_validator("currency")
     @classmethod

@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.invoices.models import Invoice, InvoiceLineRow
-from billing.invoices.periods import Period
 from billing.invoices.schemas import line_of
 from billing.money import from_minor_units
 from billing.rating import InvoiceLine, LineKind, RatedInvoice, adjustments_between, rate_counts
 from sla.counts import period_counts
 from tenants.models import Tenant
+from tenants.periods import Period
 from tenants.service import contract_in_force
 
 LOOKBACK_PERIODS = 12  # finalized periods older than a year are not re-rated
@@ -52,7 +52,7 @@ async def pending_adjustments(
     for invoice in sorted(billed, key=lambda i: i.period):
         if any(invoice.period < d < period.label for d in drafts_between):
             continue  # an earlier open draft carries this period's corrections
-        contract = await contract_in_force(session, tenant.id, Period.first_day_of(invoice.period))
+        contract = await contract_in_force(session, tenant.id, Period.parse(invoice.period).first)
         if contract is None:
             continue
         counts = await period_counts(session, tenant, invoice.period, contract.terms)

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 
 from billing.invoices import service
 from billing.invoices.models import Invoice
-from billing.invoices.periods import period_at
 from billing.money import from_minor_units, money_str
 from billing.providers import webhooks
 from billing.providers.port import ProviderConfig
@@ -29,6 +28,7 @@ from compliance.service import Actor
 from control_plane.database import Databases, utcnow
 from control_plane.errors import Conflict
 from tenants.models import Tenant
+from tenants.periods import Period
 
 PAID_TENANT = "acme-eu"
 DEMO_WEBHOOK_SECRET = "whsec_demo_only_not_a_real_stripe_secret"
@@ -58,7 +58,7 @@ async def seed_demo_invoices(
             tenant = await session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
             if tenant is None:
                 continue
-            period = period_at(now, tenant.timezone).previous()
+            period = Period.at(now, tenant.timezone).previous()
             invoice = await session.scalar(
                 sa.select(Invoice).where(Invoice.tenant_id == tenant.id, Invoice.period == period.label)
             )

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.invoices.adjustments import pending_adjustments
 from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
 from billing.invoices.numbering import formatted, next_number
-from billing.invoices.periods import Period, parse_period, settles_at
+from billing.invoices.periods import settles_at
 from billing.invoices.schemas import line_of, lines_json
 from billing.money import from_minor_units, money_str, round_minor, to_decimal, to_minor_units
 from billing.outbox.service import enqueue
@@ -29,6 +29,7 @@ from compliance.service import Actor, append_audit_entry
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from sla.counts import period_counts
 from tenants.models import Tenant
+from tenants.periods import Period
 from tenants.service import contract_in_force, find_tenant
 
 log = logging.getLogger(__name__)
@@ -145,12 +146,12 @@ async def draft_invoice(session: AsyncSession, actor: Actor, slug: str, period_l
     Returns ``(invoice, changed)``; a re-draft that would produce the same lines changes nothing.
     """
     tenant = await find_tenant(session, actor if _owner_id(actor) else None, slug)
-    period = parse_period(period_label, tenant.timezone)
-    contract = await contract_in_force(session, tenant.id, period.first_day)
+    period = Period.parse(period_label)
+    contract = await contract_in_force(session, tenant.id, period.first)
     if contract is None:
-        raise Conflict(f"no contract is in force on {period.first_day} for {slug!r}", code="no_contract")
+        raise Conflict(f"no contract is in force on {period.first} for {slug!r}", code="no_contract")
     terms = contract.terms
-    ready = settles_at(period, terms)
+    ready = settles_at(period, tenant.timezone, terms)
     if now < ready:
         raise Conflict(
             f"period {period.label} can be drafted from {ready.isoformat()} (its contacts settle after the "
@@ -192,8 +193,8 @@ async def draft_invoice(session: AsyncSession, actor: Actor, slug: str, period_l
             id=uuid.uuid4(),
             tenant_id=tenant.id,
             period=period.label,
-            period_start=period.start,
-            period_end=period.end,
+            period_start=period.start_utc(tenant.timezone),
+            period_end=period.end_utc(tenant.timezone),
             timezone=tenant.timezone,
             currency=rated.currency,
             status=OPEN,
@@ -229,8 +230,8 @@ async def finalize_invoice(
     if invoice.status != OPEN:
         raise Conflict(f"invoice {invoice.number or invoice.id} is {invoice.status}, not a draft", code="not_draft")
     tenant = await _tenant_of(session, invoice)
-    period = parse_period(invoice.period, tenant.timezone)
-    contract = await contract_in_force(session, tenant.id, period.first_day)
+    period = Period.parse(invoice.period)
+    contract = await contract_in_force(session, tenant.id, period.first)
     current = contract and (await _rate_period(session, tenant, period, contract.terms, invoice))[3]
     if contract is None or current != lines_json(invoice) or contract.version != invoice.contract_version:
         # Contacts (or a contract version) arrived after this draft: what would be finalized is not
@@ -346,15 +347,13 @@ async def draft_due_invoices(session_factory, actor: Actor, *, now: datetime) ->
 
     ``session_factory`` opens one transaction per tenant, so one tenant's failure does not stop the rest.
     """
-    from billing.invoices.periods import period_at
-
     done = {"drafted": 0, "unchanged": 0, "not_settled": 0, "skipped": 0, "failed": 0}
     async with session_factory() as session:
         tenants = list(
             (await session.execute(sa.select(Tenant.slug, Tenant.timezone).where(Tenant.status == "active"))).all()
         )
     for slug, timezone in tenants:
-        period: Period = period_at(now, timezone).previous()
+        period = Period.at(now, timezone).previous()
         try:
             outcome = await _draft_due(session_factory, actor, slug, period, now=now)
         except Exception:  # this tenant's transaction is rolled back; the others go on
@@ -370,7 +369,7 @@ async def _draft_due(session_factory, actor: Actor, slug: str, period: Period, *
         existing = await session.scalar(
             sa.select(Invoice.status).where(Invoice.tenant_id == tenant_id, Invoice.period == period.label)
         )
-        if existing not in (None, OPEN) or await contract_in_force(session, tenant_id, period.first_day) is None:
+        if existing not in (None, OPEN) or await contract_in_force(session, tenant_id, period.first) is None:
             return "skipped"
         try:
             _, changed = await draft_invoice(session, actor, slug, period.label, now=now)

@@ -21,34 +21,11 @@ from typing import Any
 import msgspec
 import pycountry
 
+from tenants.vocabulary import CHANNELS, INTENTS, RESOLUTIONS, RESOLVED
+
 MAX_CONTACTS = 1000
 MAX_BYTES = 1024 * 1024
 
-CHANNELS = frozenset({"email", "chat", "voice", "sms", "social", "marketplace"})
-INTENTS = frozenset(
-    {
-        "wismo",
-        "delivery_exception",
-        "return",
-        "refund",
-        "exchange",
-        "cancellation",
-        "address_change",
-        "damaged_item",
-        "missing_item",
-        "product_question",
-        "sizing",
-        "payment",
-        "discount_code",
-        "subscription",
-        "chargeback",
-        "fraud",
-        "complaint",
-        "other",
-    }
-)
-RESOLUTIONS = frozenset({"open", "ai_resolved", "human_resolved", "abandoned"})
-RESOLVED = frozenset({"ai_resolved", "human_resolved"})
 MARKETS = frozenset(c.alpha_2 for c in pycountry.countries)
 FIELDS = (
     "external_id",
