@@ -39,6 +39,7 @@ from billing.metering.rollups import read_rollups
 from sla.evaluation import IntentCounts, PeriodCounts, ResponseCounts
 from sla.models import ExcludedWindow
 from sla.terms import SlaTerms
+from tenants.models import SupportCalendar
 from tenants.periods import Period
 from tenants.vocabulary import RESOLVED
 
@@ -159,8 +160,6 @@ async def counts_over(
 
 
 async def _has_calendar(session: AsyncSession, tenant_id: UUID) -> bool:
-    from sla.models import SupportCalendar
-
     return (
         await session.scalar(sa.select(SupportCalendar.tenant_id).where(SupportCalendar.tenant_id == tenant_id))
     ) is not None

@@ -7,25 +7,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.database import ControlBase, UUIDPrimaryKey
-
-
-class SupportCalendar(ControlBase):
-    """A tenant's weekly opening hours (local wall clock in `timezone`) and holidays."""
-
-    __tablename__ = "sla_support_calendars"
-
-    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
-    timezone: Mapped[str] = mapped_column(sa.String(64))
-    weekly: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
-    holidays: Mapped[list[str]] = mapped_column(sa.JSON)
-    updated_at: Mapped[datetime]
-    updated_by: Mapped[str] = mapped_column(sa.String(200))
 
 
 class ExcludedWindow(UUIDPrimaryKey, ControlBase):

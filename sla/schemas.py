@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sla.calendar import WEEKDAYS
+from tenants.calendar import WEEKDAYS
 
 
 class Input(BaseModel):

@@ -43,15 +43,15 @@ from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from control_plane.keyring import KeyRing
 from control_plane.validation import parse
 from sla import report_rollups
-from sla.calendar import BusinessCalendar
 from sla.counts import Period, day_ranges, excluded_days, period_counts, recorded_windows
 from sla.credits import service_credits
 from sla.evaluation import OutcomeStatus, SlaOutcome, evaluate_period
-from sla.models import AlertWebhook, ExcludedWindow, SlaAlert, SlaStatus, SupportCalendar
+from sla.models import AlertWebhook, ExcludedWindow, SlaAlert, SlaStatus
 from sla.schemas import AlertWebhookPut, ExcludedWindowCreate, SupportCalendarPut
 from sla.terms import SlaKind, SlaTerms
 from tenants import service as tenants
-from tenants.models import Tenant
+from tenants.calendar import BusinessCalendar
+from tenants.models import SupportCalendar, Tenant
 
 ON_TRACK, AT_RISK, BREACHED = "on_track", "at_risk", "breached"
 ALERT_KIND = "sla.alert_webhook"

@@ -81,3 +81,17 @@ class ApiKey(UUIDPrimaryKey, ControlBase):
     created_by: Mapped[str] = mapped_column(sa.String(200))
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class SupportCalendar(ControlBase):
+    """A tenant's weekly opening hours (local wall clock in `timezone`) and holidays: its support
+    calendar, which ingest uses for business-hours response times and SLA reports read."""
+
+    __tablename__ = "sla_support_calendars"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
+    timezone: Mapped[str] = mapped_column(sa.String(64))
+    weekly: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    holidays: Mapped[list[str]] = mapped_column(sa.JSON)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(sa.String(200))

@@ -6,7 +6,7 @@ any N a contract names (45 s, 90 s, 2 h…), not only the bounds of the duration
 response, rounded up to a whole second (60.2 s is not within 60 s):
 
 - clock ``calendar``: wall time from ``opened_at`` to ``first_response_at``;
-- clock ``business``: the part of it inside the tenant's support calendar (`sla.calendar`), only
+- clock ``business``: the part of it inside the tenant's support calendar (`tenants.calendar`), only
   when the tenant has one.
 
 "Within N" is then ``sum(contacts) where seconds <= N``, and percentiles are exact. A contact
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering.models import FirstResponseRollup
-from sla.calendar import BusinessCalendar, ceil_seconds
+from tenants.calendar import BusinessCalendar, ceil_seconds
 
 FRT = "frt"
 CALENDAR, BUSINESS = "calendar", "business"

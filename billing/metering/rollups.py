@@ -38,7 +38,7 @@ from billing.metering.models import (
     RollupReceipt,
 )
 from control_plane.database import Databases, utcnow
-from sla.calendar import BusinessCalendar, ceil_seconds, load_calendar
+from tenants.calendar import BusinessCalendar, ceil_seconds, load_calendar
 
 Key = tuple[str, date, str, str, str, str]  # basis, day, channel, intent, language, resolution
 Vector = list[int]

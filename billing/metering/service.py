@@ -60,11 +60,10 @@ from control_plane.auth import Principal
 from control_plane.database import Databases, utcnow
 from control_plane.errors import DomainError
 from control_plane.keyring import KeyRing
-from sla.calendar import BusinessCalendar
-from sla.models import SupportCalendar
 from tenants import residency
 from tenants import service as tenants
-from tenants.models import ResidencyPolicy, Tenant
+from tenants.calendar import BusinessCalendar
+from tenants.models import ResidencyPolicy, SupportCalendar, Tenant
 
 log = logging.getLogger(__name__)
 

@@ -496,7 +496,7 @@ class TestIngestArithmeticEqualsTheDefinition:
         from zoneinfo import ZoneInfo
 
         from billing.metering.schemas import validate_contact
-        from sla.calendar import BusinessCalendar
+        from tenants.calendar import BusinessCalendar
 
         tz = ZoneInfo(zone)
         calendar = BusinessCalendar.from_json(zone, {"mon": [["09:00", "17:00"]], "sat": [["10:00", "24:00"]]}, [])

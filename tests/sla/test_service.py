@@ -24,10 +24,10 @@ from compliance.service import list_entries
 from control_plane.outbox_handlers import handlers
 from control_plane.scheduler import JobContext
 from sla import service
-from sla.calendar import BusinessCalendar
 from sla.counts import period_counts
 from sla.export import report_csv
 from sla.models import SlaAlert
+from tenants.calendar import BusinessCalendar
 from tests.conftest import STAFF
 from tests.sla.conftest import contact, ts
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sla.models import SupportCalendar
+from tenants.models import SupportCalendar
 
 __all__ = ["WEEKDAYS", "BusinessCalendar", "ceil_seconds", "load_calendar"]
 
