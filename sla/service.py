@@ -1,6 +1,6 @@
 """SLA rules over storage: the period report, status tracking with alerts, excluded windows, calendars.
 
-Data flow: rollups (control DB) -> `sla.counts.period_counts` -> `sla.evaluation.evaluate_period`
+Data flow: rollups (control DB) -> `billing.metering.counts.period_counts` -> `sla.evaluation.evaluate_period`
 -> `billing.rating.rate_counts` (the invoice's own path, so the report's credits are the invoice's)
 -> the report (`period_report`): each SLA with target, actual, met, status and credit, plus the
 figures beside them (percentiles, handoff and reopen rates, breakdowns, daily trend).
@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.metering import response_rollups
+from billing.metering import counts
 from billing.metering.models import HISTOGRAM_BOUNDS
 from billing.money import money_str
 from billing.outbox.service import enqueue
@@ -42,16 +42,16 @@ from control_plane.database import utcnow
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from control_plane.keyring import KeyRing
 from control_plane.validation import parse
-from sla import report_rollups
-from sla.counts import Period, day_ranges, excluded_days, period_counts, recorded_windows
 from sla.credits import service_credits
 from sla.evaluation import OutcomeStatus, SlaOutcome, evaluate_period
 from sla.models import AlertWebhook, ExcludedWindow, SlaAlert, SlaStatus
 from sla.schemas import AlertWebhookPut, ExcludedWindowCreate, SupportCalendarPut
 from sla.terms import SlaKind, SlaTerms
+from sla.windows import excluded_days, recorded_windows
 from tenants import service as tenants
 from tenants.calendar import BusinessCalendar
 from tenants.models import SupportCalendar, Tenant
+from tenants.periods import Period
 
 ON_TRACK, AT_RISK, BREACHED = "on_track", "at_risk", "breached"
 ALERT_KIND = "sla.alert_webhook"
@@ -144,14 +144,6 @@ def _deflection_parts(rows: Mapping[str, Mapping[str, int]], exclusions: frozens
     return ai, ai + human
 
 
-async def period_outcomes(
-    session: AsyncSession, tenant: Tenant, period: Period, terms: Mapping[str, Any]
-) -> tuple[tuple[SlaOutcome, ...], Any]:
-    """The period's SLA outcomes and its rated invoice lines (usage every day; SLAs over measured days)."""
-    counts = await period_counts(session, tenant, period, terms)
-    return evaluate_period(terms, counts), rate_counts(terms, counts)
-
-
 async def period_report(
     session: AsyncSession, actor: Any, slug: str, period: str | Period | None = None, *, now: datetime | None = None
 ) -> dict[str, Any]:
@@ -164,14 +156,9 @@ async def period_report(
     sla = SlaTerms.from_terms(terms)
     windows = await recorded_windows(session, tenant.id, p)
     skip = excluded_days(windows, p)
-    ranges = day_ranges(p.first, p.end, skip)
-
-    calendar = await _calendar_row(session, tenant.id)
-    targets = [
-        (t, response_rollups.BUSINESS if t.business_hours and calendar is not None else response_rollups.CALENDAR)
-        for t in sla.response_targets
-    ]
-    figures = await report_rollups.cached_load(session, tenant.id, p, skip, ranges, targets)
+    ranges = counts.day_ranges(p.first, p.end, skip)
+    targets = await counts.measured_on(session, tenant.id, sla.response_targets)
+    figures = await counts.cached_figures(session, tenant.id, p, skip, ranges, targets)
     daily, intents, opened_by_day, within_by_day = (
         figures.daily, figures.intents, figures.opened_by_day, figures.within_by_day,
     )  # fmt: skip
@@ -180,8 +167,8 @@ async def period_report(
     outcomes: tuple[SlaOutcome, ...] = ()
     rated_invoice = None
     if contract:
-        counts = report_rollups.period_counts_from(figures, sla.response_targets, excluded=bool(skip))
-        outcomes, rated_invoice = evaluate_period(terms, counts), rate_counts(terms, counts)
+        period_counts = await counts.period_counts(session, tenant.id, p, sla.response_targets, skip, figures=figures)
+        outcomes, rated_invoice = evaluate_period(terms, period_counts), rate_counts(terms, period_counts)
     credits = service_credits(terms, outcomes, rated_invoice.usage_subtotal, tenant.currency) if contract else None
 
     # Recent (last 7 measured days up to today) numerators and denominators per SLA, for the projection.

@@ -16,11 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.invoices.counting import invoice_counts
 from billing.invoices.models import Invoice, InvoiceLineRow
 from billing.invoices.schemas import line_of
 from billing.money import from_minor_units
 from billing.rating import InvoiceLine, LineKind, RatedInvoice, adjustments_between, rate_counts
-from sla.counts import period_counts
 from tenants.models import Tenant
 from tenants.periods import Period
 from tenants.service import contract_in_force
@@ -55,7 +55,7 @@ async def pending_adjustments(
         contract = await contract_in_force(session, tenant.id, Period.parse(invoice.period).first)
         if contract is None:
             continue
-        counts = await period_counts(session, tenant, invoice.period, contract.terms)
+        counts = await invoice_counts(session, tenant, Period.parse(invoice.period), contract.terms)
         rerated = rate_counts(contract.terms, counts)
         cur = invoice.currency
         own = [line_of(r, cur) for r in invoice.lines if r.kind != LineKind.adjustment]

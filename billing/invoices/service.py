@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.invoices.adjustments import pending_adjustments
+from billing.invoices.counting import invoice_counts
 from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
 from billing.invoices.numbering import formatted, next_number
 from billing.invoices.periods import settles_at
@@ -27,7 +28,6 @@ from billing.outbox.service import enqueue
 from billing.rating import LineKind, RatedInvoice, rate_counts
 from compliance.service import Actor, append_audit_entry
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
-from sla.counts import period_counts
 from tenants.models import Tenant
 from tenants.periods import Period
 from tenants.service import contract_in_force, find_tenant
@@ -118,7 +118,7 @@ async def _rate_period(session: AsyncSession, tenant: Tenant, period: Period, te
     """Rate a period from the rollups: ``(counts, rated, line rows, lines as stored)``. The lines are
     given as stored (prices in the currency's places, descriptions cut to the column), so an
     unchanged period is recognised whatever the contract's spelling of a price ("1.45" vs "1.450")."""
-    counts = await period_counts(session, tenant, period.label, terms)
+    counts = await invoice_counts(session, tenant, period, terms)
     adjustments = await pending_adjustments(session, tenant, period, exclude=invoice.id if invoice else None)
     rated = rate_counts(terms, counts, [line for line, _ in adjustments])
     rows = _rows(rated, [meta for _, meta in adjustments])

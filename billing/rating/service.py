@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from billing.metering.counts import PeriodCounts
 from billing.money import money_str, round_minor, sum_money, to_decimal
 from billing.rating.charge_models import Band, GraduatedPrice, charge_model
 from billing.rating.lines import InvoiceLine, LineKind, RatedInvoice
 from sla.credits import service_credits
-from sla.evaluation import PeriodCounts, SlaOutcome, evaluate_period
+from sla.evaluation import SlaOutcome, evaluate_period
 
 __all__ = ["Usage", "adjustment_line", "adjustments_between", "rate_counts", "rate_period", "usage_lines"]
 

@@ -7,7 +7,7 @@
    1,000, so the rollups are the real ones.
 3. `sla.service.period_report` (what the API answers) runs `--runs` times after one warm-up: the
    rollups do not change between runs, so these are the answers served from the report cache
-   (`sla.report_rollups.cached_load`, keyed by the tenant's rollup receipts) — what a merchant gets
+   (`billing.metering.counts.cached_figures`, keyed by the tenant's rollup receipts) — what a merchant gets
    until the next delta applies. Then `--runs` more with the cache cleared before each one: the
    first answer after the rollups changed (``cold_*``). The last line (``--json``) is one JSON object
    with the median and p90 latency in milliseconds of both.
@@ -28,6 +28,7 @@ BATCH = 1000
 
 
 async def _run(data_dir: Path, contacts: int, runs: int, echo: Callable[[str], None]) -> dict[str, object]:
+    from billing.metering import counts
     from billing.metering.service import ingest_contacts
     from control_plane.auth import Principal
     from control_plane.database import Databases
@@ -35,7 +36,7 @@ async def _run(data_dir: Path, contacts: int, runs: int, echo: Callable[[str], N
     from control_plane.keyring import KeyRing
     from control_plane.migrate import upgrade_all
     from control_plane.settings import load_settings
-    from sla import report_rollups, service
+    from sla import service
     from tenants import service as tenants
     from tests.benchmarks.ingest import make_contacts
 
@@ -73,7 +74,7 @@ async def _run(data_dir: Path, contacts: int, runs: int, echo: Callable[[str], N
         latencies.sort()
         cold = []
         for _ in range(runs):
-            report_rollups.clear_cache()
+            counts.clear_cache()
             t0 = time.perf_counter()
             async with dbs.control_session() as session:
                 await service.period_report(session, None, slug, "2026-10", now=now)

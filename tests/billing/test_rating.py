@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from billing.metering.counts import IntentCounts, PeriodCounts, ResponseCounts
 from billing.money import is_on_minor_unit, minor_digits, round_minor
 from billing.rating import (
     InvoiceLine,
@@ -26,7 +27,7 @@ from billing.rating import (
     rate_period,
 )
 from billing.rating.charge_models import GraduatedPrice, Tier, charge_model
-from sla.evaluation import IntentCounts, OutcomeStatus, PeriodCounts, ResponseCounts, SlaOutcome, evaluate_period
+from sla.evaluation import OutcomeStatus, SlaOutcome, evaluate_period
 from sla.terms import SlaKind
 from tenants.schemas import Contract
 

@@ -14,16 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from billing.metering.counts import IntentCounts, PeriodCounts, ResponseCounts
 from billing.money import minor_digits, round_minor
 from sla.credits import TOTAL_CAP_KEY, credit_percent, service_credits
-from sla.evaluation import (
-    IntentCounts,
-    OutcomeStatus,
-    PeriodCounts,
-    ResponseCounts,
-    SlaOutcome,
-    evaluate_period,
-)
+from sla.evaluation import OutcomeStatus, SlaOutcome, evaluate_period
 from sla.terms import CreditRule, SlaKind, SlaTerms
 from tenants.schemas import Contract
 

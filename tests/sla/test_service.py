@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from billing.invoices.counting import invoice_counts
 from billing.outbox.service import dispatch_due
 from billing.rating.lines import LineKind
 from billing.rating.service import rate_counts
@@ -24,10 +25,10 @@ from compliance.service import list_entries
 from control_plane.outbox_handlers import handlers
 from control_plane.scheduler import JobContext
 from sla import service
-from sla.counts import period_counts
 from sla.export import report_csv
 from sla.models import SlaAlert
 from tenants.calendar import BusinessCalendar
+from tenants.periods import Period
 from tests.conftest import STAFF
 from tests.sla.conftest import contact, ts
 
@@ -93,7 +94,7 @@ class TestDeflection:
             from tenants.service import contract_in_force
 
             terms = (await contract_in_force(session, tenant.id, date(2026, 10, 1))).terms
-            rated = rate_counts(terms, await period_counts(session, tenant, "2026-10", terms))
+            rated = rate_counts(terms, await invoice_counts(session, tenant, Period(2026, 10), terms))
         lines = [(line.sla, str(line.amount)) for line in rated.lines_of(LineKind.sla_credit)]
         assert lines == [(line["sla"], line["amount"]) for line in r["credits"]["lines"]] == [("deflection", "-2.92")]
 
