@@ -151,7 +151,7 @@ async def compliance_page(session: AsyncSession, principal: Principal, settings:
 
     rows = []
     for tenant in await list_tenants(session, principal):
-        view = await residency_view(session, tenant)
+        view = await residency_view(session, tenant, settings.regions)
         rows.append(
             {
                 "tenant": tenant,

@@ -19,7 +19,7 @@ from compliance.checkpoints import jwks
 from control_plane.auth import Principal
 from control_plane.database import utcnow
 from control_plane.keyring import KeyRing
-from tenants import residency
+from tenants import regimes, residency
 from tenants import service as tenants
 from tenants.catalogue import INTEGRATION_KINDS
 
@@ -72,10 +72,6 @@ DATA_CATEGORIES = [
 SPECIAL_CATEGORIES = "none are collected; contact free text is not stored"
 
 
-def _regime_mechanisms(regime: str | None) -> str:
-    return residency.MECHANISM_LABELS.get(regime or "", "none required")
-
-
 async def record_of_processing(
     session: AsyncSession,
     actor: Principal,
@@ -91,7 +87,7 @@ async def record_of_processing(
 
     today = today or utcnow().date()
     tenant = await tenants.find_tenant(session, actor, slug)
-    view = await tenants.residency_view(session, tenant)
+    view = await tenants.residency_view(session, tenant, regions)
     integrations = [i for i in await tenants.list_integrations(session, actor, slug) if i.status == "active"]
     keys = (await jwks(session))["keys"]
     policy = await dsr_policy(session, tenant.id)
@@ -134,8 +130,8 @@ async def record_of_processing(
                     "mechanism": ", ".join(f"{m['mechanism']} ({m['reference']})" for m in found)
                     or (
                         "none required"
-                        if regime not in residency.EXPORT_CONTROLLED
-                        else f"required: {_regime_mechanisms(regime)}"
+                        if not regimes.export_controlled(regime)
+                        else f"required: {regimes.mechanisms_label(regime)}"
                     ),
                     "valid_until": min((str(m["valid_until"]) for m in found if m.get("valid_until")), default=None),
                 }
@@ -155,7 +151,7 @@ async def record_of_processing(
         if not any(t["regime"] == m.get("regime") and t["to_region"] == m.get("to_region") for t in transfers):
             transfers.append(
                 {
-                    "from_region": residency.required_region(m.get("market") or "") or None,
+                    "from_region": next(iter(regimes.pinned_regions(m.get("market") or "", regions)), None),
                     "regime": m.get("regime"),
                     "markets": [m["market"]] if m.get("market") else [],
                     "to_region": m.get("to_region"),

@@ -157,6 +157,7 @@ class Databases:
 
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
+        self.regions = settings.regions  # the region registry: region -> regime
         self.control = make_engine(settings.control_url, echo=settings.echo)
         self.cells = {region: make_engine(url, echo=settings.echo) for region, url in settings.cell_urls.items()}
         self._control_sessions = async_sessionmaker(self.control, expire_on_commit=False)

@@ -29,6 +29,8 @@ class DatabaseSettings:
     control_url: str
     cell_urls: dict[str, str]
     echo: bool = False
+    # The region registry (region -> regime, ``BPO_REGIONS``): which regime each cell's data is under.
+    regions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REGIONS))
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         host=host,
         port=port,
         data_dir=data_dir,
-        database=DatabaseSettings(control_url=control_url, cell_urls=cell_urls, echo=env.get("BPO_DB_ECHO") == "1"),
+        database=DatabaseSettings(
+            control_url=control_url, cell_urls=cell_urls, echo=env.get("BPO_DB_ECHO") == "1", regions=regions
+        ),
         oidc=OIDCSettings(
             issuer=env.get("BPO_OIDC_ISSUER") or None,
             client_id=env.get("BPO_OIDC_CLIENT_ID") or None,

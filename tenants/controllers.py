@@ -76,13 +76,13 @@ async def put_residency(
 ) -> dict[str, Any]:
     await service.set_residency(session, principal, slug, data, regions=settings.regions, today=date.today())
     tenant = await service.find_tenant(session, principal, slug)
-    return _residency_out(await service.residency_view(session, tenant))
+    return _residency_out(await service.residency_view(session, tenant, settings.regions))
 
 
 @get(API + "/{slug:str}/residency", opt=READERS, tags=["residency"])
-async def get_residency(session: AsyncSession, principal: Principal, slug: str) -> dict[str, Any]:
+async def get_residency(session: AsyncSession, principal: Principal, settings: Settings, slug: str) -> dict[str, Any]:
     tenant = await service.find_tenant(session, principal, slug)
-    return _residency_out(await service.residency_view(session, tenant))
+    return _residency_out(await service.residency_view(session, tenant, settings.regions))
 
 
 @post(API + "/{slug:str}/integrations", opt=policy(roles=ONBOARDING), tags=["integrations"])
@@ -174,7 +174,7 @@ async def _tenant_page(
             "tenant": tenant,
             "checklist": await service.checklist(session, tenant),
             "contracts": await service.contract_versions(session, principal, slug),
-            "residency": await service.residency_view(session, tenant),
+            "residency": await service.residency_view(session, tenant, settings.regions),
             "integrations": await service.list_integrations(session, principal, slug)
             if principal.is_staff or principal.role == Role.merchant_admin
             else [],

@@ -1,7 +1,8 @@
 """Residency rules: which region cell a market's contacts live in, and which moves need a mechanism.
 
-PIPL markets (CN) belong in ``cn`` and EEA/UK markets in ``eu``: a policy that sends one elsewhere,
-or an integration that would process such a cell's data in another region, is refused unless a
+A market whose regime pins its data (`tenants.regimes`: PIPL's CN, GDPR's EEA and UK) belongs in a
+region of that regime in the region registry: a policy that sends one elsewhere, or an integration
+that would process an export-controlled cell's data in another region, is refused unless a
 matching, unexpired transfer mechanism of that regime is recorded.
 """
 
@@ -12,42 +13,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-EEA_UK = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO GB".split()
-)
-MECHANISM_LABELS = {
-    "GDPR": "adequacy or SCCs",
-    "PIPL": "a CAC security assessment, the standard contract or certification",
-    "PDPA": "a contract meeting the transfer limitation obligation",
-}
-# Regimes whose data may not leave their region without a recorded mechanism.
-EXPORT_CONTROLLED = frozenset(MECHANISM_LABELS)
+from tenants import regimes
 
 
-def regime_of_market(market: str) -> str | None:
-    if market == "CN":
-        return "PIPL"
-    if market in EEA_UK:
-        return "GDPR"
-    if market == "SG":
-        return "PDPA"
-    if market == "US":
-        return "CCPA"
-    return None
-
-
-def required_region(market: str) -> str | None:
-    """The region a regime rule pins this market to, if any."""
-    if market == "CN":
-        return "cn"
-    if market in EEA_UK:
-        return "eu"
-    return None
-
-
-def region_for_market(market: str, policy_markets: Mapping[str, str], home_region: str) -> str:
-    """The cell a contact of ``market`` is written to."""
-    return policy_markets.get(market) or required_region(market) or home_region
+def region_for_market(
+    market: str, policy_markets: Mapping[str, str], home_region: str, regions: Mapping[str, str]
+) -> str:
+    """The cell a contact of ``market`` is written to: the policy's region, else the home region when
+    the market's regime allows it, else the first region of the regime that pins the market."""
+    if market in policy_markets:
+        return policy_markets[market]
+    pinned = regimes.pinned_regions(market, regions)
+    return home_region if not pinned or home_region in pinned else pinned[0]
 
 
 def has_mechanism(
@@ -71,31 +48,36 @@ class Refusal:
     reason: str
 
 
-def policy_refusals(markets: Mapping[str, str], mechanisms: list[Mapping[str, Any]], today: date) -> list[Refusal]:
+def policy_refusals(
+    markets: Mapping[str, str], mechanisms: list[Mapping[str, Any]], today: date, regions: Mapping[str, str]
+) -> list[Refusal]:
     """Every market routed out of its regime's region without a mechanism."""
     out = []
     for market, region in sorted(markets.items()):
-        pinned = required_region(market)
-        if pinned is None or pinned == region:
+        pinned_to = regimes.pinned_regions(market, regions)
+        if not pinned_to or region in pinned_to:
             continue
-        regime = regime_of_market(market) or ""
+        pinned = " or ".join(repr(r) for r in pinned_to)
+        regime = regimes.regime_of_market(market) or ""
         if not has_mechanism(mechanisms, regime=regime, to_region=region, market=market, today=today):
             out.append(
                 Refusal(
                     f"markets.{market}",
-                    f"{market} is a {regime} market whose data must stay in {pinned!r}; sending it to {region!r} "
-                    f"needs a recorded {regime} transfer mechanism ({MECHANISM_LABELS.get(regime, 'one')}) "
+                    f"{market} is a {regime} market whose data must stay in {pinned}; sending it to {region!r} "
+                    f"needs a recorded {regime} transfer mechanism ({regimes.mechanisms_label(regime)}) "
                     f"for {market} to {region!r}",
                 )
             )
     return out
 
 
-def cells_in_use(tenant_markets: Iterable[str], markets: Mapping[str, str], home_region: str) -> dict[str, list[str]]:
+def cells_in_use(
+    tenant_markets: Iterable[str], markets: Mapping[str, str], home_region: str, regions: Mapping[str, str]
+) -> dict[str, list[str]]:
     """``{region: [markets]}`` for the tenant's markets under its policy (home region always)."""
     out: dict[str, list[str]] = {home_region: []}
     for market in sorted(set(tenant_markets) | set(markets)):
-        out.setdefault(region_for_market(market, markets, home_region), []).append(market)
+        out.setdefault(region_for_market(market, markets, home_region, regions), []).append(market)
     return out
 
 
@@ -111,7 +93,7 @@ def integration_refusal(
     """Why an integration processing in ``processing_region`` would move a cell's data unlawfully."""
     for region, region_markets in sorted(cells.items()):
         regime = regions.get(region)
-        if region == processing_region or regime not in EXPORT_CONTROLLED:
+        if region == processing_region or not regimes.export_controlled(regime):
             continue
         ok = has_mechanism(mechanisms, regime=regime, to_region=processing_region, market=None, today=today)
         if not ok and region_markets:
@@ -124,6 +106,6 @@ def integration_refusal(
             return (
                 f"{kind} processes data in {processing_region!r}, but the tenant's {region!r} cell ({regime}; "
                 f"markets {listed}) may not send data there without a recorded {regime} transfer mechanism "
-                f"({MECHANISM_LABELS[regime]}) to {processing_region!r}"
+                f"({regimes.mechanisms_label(regime)}) to {processing_region!r}"
             )
     return None

@@ -32,6 +32,7 @@ from tenants.contracts import (
     DEFAULT_LATE_GRACE_HOURS,
     DEFAULT_REOPEN_WINDOW_HOURS,
 )
+from tenants.regimes import REGIMES
 from tenants.vocabulary import Channel, Intent
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
@@ -255,19 +256,11 @@ class Contract(Input):
 
 
 # --- residency ---------------------------------------------------------------------------------
-class Regime(StrEnum):
-    GDPR = "GDPR"
-    PIPL = "PIPL"
-    PDPA = "PDPA"
-    CCPA = "CCPA"
+Regime = StrEnum("Regime", {code: code for code in REGIMES})  # the regimes of `tenants.regimes`
 
 
-MECHANISMS: dict[str, frozenset[str]] = {
-    "GDPR": frozenset({"adequacy", "sccs", "bcr"}),
-    "PIPL": frozenset({"cac_security_assessment", "standard_contract", "certification"}),
-    "PDPA": frozenset({"contract", "bcr", "certification"}),
-    "CCPA": frozenset({"contract"}),
-}
+# The mechanisms each regime accepts, from the one regimes module.
+MECHANISMS: dict[str, frozenset[str]] = {code: r.mechanism_codes for code, r in REGIMES.items()}
 
 
 class TransferMechanism(Input):

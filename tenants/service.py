@@ -233,7 +233,7 @@ async def set_residency(
     tenant = await _writable(session, actor, slug)
     spec = parse(ResidencyPut, data, {"regions": regions})
     mechanisms = [m.model_dump(mode="json") for m in spec.transfer_mechanisms]
-    refusals = residency.policy_refusals(spec.markets, mechanisms, today)
+    refusals = residency.policy_refusals(spec.markets, mechanisms, today, regions)
     if refusals:
         raise Conflict("; ".join(r.reason for r in refusals), code="residency_refused")
     policy = await session.get(ResidencyPolicy, tenant.id)
@@ -263,11 +263,13 @@ class ResidencyView:
     transfer_mechanisms: list[dict[str, Any]]
 
 
-async def residency_view(session: AsyncSession, tenant: Tenant) -> ResidencyView:
+async def residency_view(session: AsyncSession, tenant: Tenant, regions: Mapping[str, str]) -> ResidencyView:
+    """The tenant's cells under its policy and the region registry ``regions``."""
     policy = await session.get(ResidencyPolicy, tenant.id)
     markets = dict(policy.markets) if policy else {}
     mechanisms = list(policy.transfer_mechanisms) if policy else []
-    return ResidencyView(residency.cells_in_use(tenant.markets, markets, tenant.home_region), markets, mechanisms)
+    cells = residency.cells_in_use(tenant.markets, markets, tenant.home_region, regions)
+    return ResidencyView(cells, markets, mechanisms)
 
 
 # --- integrations ------------------------------------------------------------------------------
@@ -284,7 +286,7 @@ async def add_integration(
     tenant = await _writable(session, actor, slug)
     spec = parse(IntegrationCreate, data, {"regions": regions})
     region = spec.processing_region or INTEGRATION_KINDS[spec.kind]["processing_region"]
-    view = await residency_view(session, tenant)
+    view = await residency_view(session, tenant, regions)
     reason = residency.integration_refusal(
         processing_region=region,
         cells=view.cells,

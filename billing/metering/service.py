@@ -33,7 +33,7 @@ import logging
 import operator
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -217,7 +217,12 @@ def hash_customer_ref(key: bytes, ref: str) -> str:
 
 
 async def tenant_context(
-    session: AsyncSession, actor: Principal | None, slug: str, markets: set[str], keyring: KeyRing
+    session: AsyncSession,
+    actor: Principal | None,
+    slug: str,
+    markets: set[str],
+    keyring: KeyRing,
+    regions: Mapping[str, str],
 ) -> TenantContext:
     """What ingest needs of the tenant, read in one SELECT: the tenant (404 unless ``actor`` may see
     it), its residency policy (the cell of each market) and its support calendar."""
@@ -236,7 +241,7 @@ async def tenant_context(
         tenant.slug,
         tenant.timezone,
         tenants.customer_hash_key(tenant, keyring),
-        {m: residency.region_for_market(m, policy_markets, tenant.home_region) for m in sorted(markets)},
+        {m: residency.region_for_market(m, policy_markets, tenant.home_region, regions) for m in sorted(markets)},
         calendar and BusinessCalendar.from_json(calendar.timezone, calendar.weekly, calendar.holidays),
     )
 
@@ -553,7 +558,7 @@ async def ingest_contacts(
         else:
             valid.append(checked)
     async with db.control_autocommit() as session:  # one SELECT
-        ctx = await tenant_context(session, actor, slug, {c.market for c in valid}, keyring)
+        ctx = await tenant_context(session, actor, slug, {c.market for c in valid}, keyring, db.regions)
     by_region: dict[str, list[tuple[ContactIn, str | None]]] = defaultdict(list)
     pseudonym = CustomerRefHasher(ctx.hash_key)
     for c in valid:

@@ -18,8 +18,11 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-REGIMES = ("GDPR", "CCPA", "PDPA", "PIPL")
-DEFAULT_PIPL_DAYS = 15
+from tenants.regimes import DEFAULT_PIPL_DAYS
+from tenants.regimes import REGIMES as REGIME_FACTS
+
+REGIMES = ("GDPR", "CCPA", "PDPA", "PIPL")  # in the order the pages list them
+assert set(REGIMES) == set(REGIME_FACTS)
 DUE_SOON_DAYS = 7
 
 
@@ -45,15 +48,13 @@ class Rule:
 
 
 def rule_for(regime: str, pipl_days: int = DEFAULT_PIPL_DAYS) -> Rule:
-    if regime == "GDPR":
-        return Rule("GDPR", None, 1, None, 2, "one month from receipt, extendable by two months with notice")
-    if regime == "CCPA":
-        return Rule("CCPA", 45, None, 45, None, "45 days from receipt, extendable once by 45 days with notice")
-    if regime == "PDPA":
-        return Rule("PDPA", 30, None, None, None, "30 days from receipt")
+    """The deadline rule of ``regime`` (`tenants.regimes`); PIPL's days are the tenant's policy."""
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}")
+    d = REGIME_FACTS[regime].dsr
     if regime == "PIPL":
-        return Rule("PIPL", pipl_days, None, None, None, f"{pipl_days} days from receipt (the tenant's PIPL policy)")
-    raise ValueError(f"unknown regime {regime!r}")
+        return Rule(regime, pipl_days, None, None, None, f"{pipl_days} days from receipt (the tenant's PIPL policy)")
+    return Rule(regime, d.days, d.months, d.extension_days, d.extension_months, d.text)
 
 
 def due_on(regime: str, received_on: date, pipl_days: int = DEFAULT_PIPL_DAYS) -> date:

@@ -9,6 +9,7 @@ nothing left to erase).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -80,9 +81,9 @@ async def set_dsr_policy(session: AsyncSession, actor: Principal, slug: str, dat
 
 
 # --- cells -------------------------------------------------------------------------------------
-async def tenant_cells(session: AsyncSession, tenant: Tenant) -> list[str]:
+async def tenant_cells(session: AsyncSession, tenant: Tenant, regions: Mapping[str, str]) -> list[str]:
     """The regions whose cells may hold the tenant's contacts under its residency policy."""
-    return sorted((await tenants.residency_view(session, tenant)).cells)
+    return sorted((await tenants.residency_view(session, tenant, regions)).cells)
 
 
 async def _subject_hash(tenant: Tenant, keyring: KeyRing, subject: str) -> str:
@@ -129,7 +130,7 @@ async def file_request(
     received_on = tenant_today(tenant, now)
     policy = await dsr_policy(session, tenant.id)
     digest = await _subject_hash(tenant, keyring, spec.subject)
-    cells = await tenant_cells(session, tenant)
+    cells = await tenant_cells(session, tenant, db.regions)
     found = await _count_in_cells(db, tenant.id, digest, cells)
     number = (
         await session.scalar(
@@ -255,7 +256,7 @@ async def access_export(
         raise Conflict(f"subject request {req.number} is a {req.kind} request, not an access request")
     _open(req)
     now = now or utcnow()
-    cells = await tenant_cells(session, tenant)
+    cells = await tenant_cells(session, tenant, db.regions)
     contacts: list[dict[str, Any]] = []
     for region in cells:
         async with db.cell_session(region) as cell:
@@ -330,7 +331,8 @@ async def erase_subject(
     now = now or utcnow()
     digest = req.subject_hash
     result = {
-        region: await erase_in_cell(db, region, tenant.id, digest) for region in await tenant_cells(session, tenant)
+        region: await erase_in_cell(db, region, tenant.id, digest)
+        for region in await tenant_cells(session, tenant, db.regions)
     }
     req.details = {**req.details, "erased": result}
     _close(req, "completed", now)
