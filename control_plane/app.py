@@ -78,7 +78,7 @@ async def _settle_pending(db: Databases) -> None:
     """Apply every rollup delta left in the cells (by a process that stopped between a batch's
     commit and its rollup application), in the background of the start; reads settle their own
     tenant anyway, and a failure here is left to the ``rollup_deltas`` job."""
-    from billing.metering.rollups import apply_pending
+    from billing.metering.deltas import apply_pending
 
     try:
         applied = await apply_pending(db)

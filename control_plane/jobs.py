@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control_plane.scheduler import JobContext, periodic
+from control_plane.periodic import JobContext, periodic
 
 
 @periodic("audit_checkpoints", seconds=900)
@@ -53,7 +53,7 @@ async def draft_invoices(ctx: JobContext) -> dict[str, int]:
 async def _settle_rollups(ctx: JobContext) -> None:
     """Jobs that read rollups apply every pending delta first, whatever its age: right after a crash
     or a change of leader the deltas of accepted batches may still wait in their cells."""
-    from billing.metering.rollups import apply_pending
+    from billing.metering.deltas import apply_pending
 
     await apply_pending(ctx.db)
 
@@ -63,6 +63,6 @@ async def rollup_deltas(ctx: JobContext) -> int:
     """Rollup deltas still in their cells 5 s after their batch: the application that follows the
     answer failed (a database fault) or the process that wrote them stopped. Applying one that its
     writer is still applying is harmless (the receipt makes the second a no-op)."""
-    from billing.metering.rollups import apply_pending
+    from billing.metering.deltas import apply_pending
 
     return await apply_pending(ctx.db, older_than=5)

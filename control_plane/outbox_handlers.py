@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from billing.outbox.service import Handler
-    from control_plane.scheduler import JobContext
+    from control_plane.periodic import JobContext
 
 # kind -> factory(ctx) -> handler; domains register theirs.
 HANDLER_FACTORIES: dict[str, object] = {}

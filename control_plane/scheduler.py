@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,8 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from billing.outbox.models import SchedulerLease
 from control_plane.database import Databases, utcnow
-from control_plane.keyring import KeyRing
-from control_plane.settings import Settings
+from control_plane.periodic import JOBS, Job, JobContext
 
 log = structlog.get_logger("bpo.scheduler")
 LEASE = "scheduler"
@@ -73,26 +71,6 @@ class Leader:
                 sa.delete(SchedulerLease).where(SchedulerLease.name == LEASE, SchedulerLease.holder == self.holder)
             )
         self.leading = False
-
-
-@dataclass
-class JobContext:
-    settings: Settings
-    db: Databases
-    keyring: KeyRing
-
-
-Job = Callable[[JobContext], Awaitable[object]]
-# name -> (seconds between runs, job). Domains add theirs here.
-JOBS: dict[str, tuple[int, Job]] = {}
-
-
-def periodic(name: str, seconds: int) -> Callable[[Job], Job]:
-    def register(fn: Job) -> Job:
-        JOBS[name] = (seconds, fn)
-        return fn
-
-    return register
 
 
 def _load_jobs() -> None:

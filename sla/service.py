@@ -156,9 +156,7 @@ async def period_report(
     sla = SlaTerms.from_terms(terms)
     windows = await recorded_windows(session, tenant.id, p)
     skip = excluded_days(windows, p)
-    ranges = counts.day_ranges(p.first, p.end, skip)
-    targets = await counts.measured_on(session, tenant.id, sla.response_targets)
-    figures = await counts.cached_figures(session, tenant.id, p, skip, ranges, targets)
+    figures = await counts.report_figures(session, tenant.id, p, sla.response_targets, skip)
     daily, intents, opened_by_day, within_by_day = (
         figures.daily, figures.intents, figures.opened_by_day, figures.within_by_day,
     )  # fmt: skip

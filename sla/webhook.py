@@ -24,7 +24,7 @@ from sla.service import alert_webhook_secret
 
 if TYPE_CHECKING:
     from billing.outbox.service import Handler
-    from control_plane.scheduler import JobContext
+    from control_plane.periodic import JobContext
 
 
 def signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:

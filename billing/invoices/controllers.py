@@ -21,7 +21,8 @@ from billing.metering.controllers import settle_before_read
 from billing.metering.service import settle_rollups
 from billing.money import format_money, from_minor_units
 from billing.providers import webhooks
-from billing.providers.port import ProviderConfig, WebhookRefused, build_provider
+from billing.providers.factory import build_provider
+from billing.providers.port import ProviderConfig, WebhookRefused
 from control_plane.auth import EVERYONE, ONBOARDING, STAFF, ApiScope, Principal, policy
 from control_plane.database import utcnow
 from control_plane.errors import NotFound, problem

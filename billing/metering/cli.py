@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from billing.metering import rollups
+from billing.metering import deltas, rollups
 from billing.metering.webhooks.service import replay_events
 from compliance.retention import has_purged_contacts
 from control_plane.database import Databases
@@ -67,7 +67,7 @@ async def rebuild_rollups(
 async def apply_pending_deltas(settings: Settings) -> int:
     dbs = Databases(settings.database)
     try:
-        return await rollups.apply_pending(dbs)
+        return await deltas.apply_pending(dbs)
     finally:
         await dbs.dispose()
 

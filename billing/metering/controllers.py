@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.metering import rollups, service, usage
+from billing.metering import deltas, service, usage
 from billing.metering.schemas import MAX_BYTES, MAX_CONTACTS, decode_batch
 from billing.metering.throttle import KeyRateLimiter
 from billing.metering.webhooks.controllers import ROUTES as WEBHOOK_ROUTES
@@ -37,11 +37,11 @@ def _limiter(state: State) -> KeyRateLimiter:
     return limiter
 
 
-def _applier(state: State) -> rollups.DeltaApplier:
+def _applier(state: State) -> deltas.DeltaApplier:
     """The process's rollup applier: a batch's delta (durable in its cell) is applied after the answer."""
     applier = state.get("rollup_applier")
     if applier is None:
-        applier = state["rollup_applier"] = rollups.DeltaApplier(state.db)
+        applier = state["rollup_applier"] = deltas.DeltaApplier(state.db)
     return applier
 
 
@@ -55,7 +55,7 @@ async def settle_before_read(request: Request) -> None:
 async def rollups_ready(state: State) -> tuple[str, str]:
     """Readiness of the usage read model: no delta has waited in a cell longer than
     ``BPO_READY_MAX_DELTA_AGE`` (its applier and the ``rollup_deltas`` job both failing)."""
-    oldest = await rollups.oldest_pending(state.db)
+    oldest = await deltas.oldest_pending(state.db)
     age = 0.0 if oldest is None else (utcnow() - oldest).total_seconds()
     limit = state.settings.ready_max_delta_age
     return (

@@ -396,6 +396,16 @@ async def measured_on(
     return [(t, business if t.business_hours and calendar else plain) for t in targets]
 
 
+async def report_figures(
+    session: AsyncSession, tenant_id: uuid.UUID, period: Period, targets: Sequence[Target], skip: frozenset[date]
+) -> PeriodFigures:
+    """Everything the SLA report shows of a period (cached, see `cached_figures`); its counts come from
+    `period_counts` with ``figures=`` these."""
+    clocks = await measured_on(session, tenant_id, targets)
+    ranges = day_ranges(period.first, period.end, skip)
+    return await cached_figures(session, tenant_id, period, skip, ranges, clocks)
+
+
 def _counts_from(figures: PeriodFigures, targets: Sequence[Target], excluded: bool) -> PeriodCounts:
     opened: dict[str, int] = {}
     for (_, channel), n in figures.opened_by_day.items():

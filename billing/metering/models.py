@@ -67,7 +67,7 @@ class Contact(CellBase):
     updated_at: Mapped[datetime]
     received_at: Mapped[datetime]
     # 1 when reopened (DESIGN.md: "a reopened contact arrives as an update"): some version was
-    # resolved, and the newest is not resolved at the earliest resolution (see service.reopened).
+    # resolved, and the newest is not resolved at the earliest resolution (see cell_writes.reopened).
     reopens: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
     # The earliest resolved_at of every version received (stale ones too): a minimum, so it does not
     # depend on the order in which the versions arrived (cell revision c0004).

@@ -77,7 +77,7 @@ class ContactIn:
     csat: int | None
     customer_ref: str | None
     updated_at: datetime
-    reopens: int = 0  # set by ingest from the versions it has seen (see service.reopened)
+    reopens: int = 0  # set by ingest from the versions it has seen (see cell_writes.reopened)
     first_resolved_at: datetime | None = None  # likewise: the earliest resolution of any version
 
 

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from billing.invoices.models import Invoice
-from billing.providers.port import ChargeLine, ChargeRequest, ProviderConfig, build_provider
+from billing.providers.factory import build_provider
+from billing.providers.port import ChargeLine, ChargeRequest, ProviderConfig
 from tenants.models import Tenant
 
 if TYPE_CHECKING:
     from billing.outbox.service import Handler
-    from control_plane.scheduler import JobContext
+    from control_plane.periodic import JobContext
 
 
 def send_invoice_factory(ctx: JobContext) -> Handler:

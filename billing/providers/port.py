@@ -98,15 +98,3 @@ class ProviderConfig:
             stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET"),
             timeout_seconds=float(get("PROVIDER_TIMEOUT_SECONDS") or 10),
         )
-
-
-def build_provider(name: str, config: ProviderConfig) -> PaymentProvider:
-    if name == "polar":
-        from billing.providers.polar import PolarProvider
-
-        return PolarProvider(config)
-    if name == "stripe":
-        from billing.providers.stripe import StripeProvider
-
-        return StripeProvider(config)
-    raise LookupError(f"no payment provider {name!r} (expected polar or stripe)")

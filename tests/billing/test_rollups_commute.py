@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from billing.metering import rollups
+from billing.metering import deltas, rollups
 from billing.metering.service import ingest_contacts
 from tests.billing.conftest import T0, cell_contacts, contact, ts
 from tests.billing.test_service import _version, rollups_of, versions
@@ -55,8 +55,8 @@ async def _ingest_deferred(dbs, keyring, slug: str, batches: list[list[dict[str,
 
 async def _apply(dbs, pending) -> None:
     for p in pending:
-        assert await rollups.apply_delta(dbs, p.region, p.delta_id, p.tenant_id, p.rows)
-        await rollups.forget_delta(dbs, p.region, p.delta_id)
+        assert await deltas.apply_delta(dbs, p.region, p.delta_id, p.tenant_id, p.rows)
+        await deltas.forget_delta(dbs, p.region, p.delta_id)
 
 
 class TestDeltasApplyInAnyOrder:
@@ -110,10 +110,10 @@ class TestDeltasApplyInAnyOrder:
                 group = order[i : i + size]
                 for region in {p.region for p in group}:
                     mine = [(p.delta_id, p.tenant_id, p.rows) for p in group if p.region == region]
-                    assert await rollups.apply_deltas(dbs, region, mine) == len(mine)
-                    await rollups.forget_deltas(dbs, region, [d for d, _, _ in mine])
+                    assert await deltas.apply_deltas(dbs, region, mine) == len(mine)
+                    await deltas.forget_deltas(dbs, region, [d for d, _, _ in mine])
         finally:  # a failed example leaves nothing pending behind it
-            await rollups.apply_pending(dbs, t.id)
+            await deltas.apply_pending(dbs, t.id)
         stored = await rollups_of(dbs, t.id)
         assert stored == await rollups.recount(dbs, t.id, t.timezone)
         assert all(x >= 0 for vector in stored.values() for x in vector)
@@ -126,8 +126,8 @@ class TestDeltasApplyInAnyOrder:
         ]
         pending = await _ingest_deferred(dbs, keyring, t.slug, batches)
         assert len(pending) == 3
-        assert await rollups.apply_pending(dbs, t.id) == 3
-        assert await rollups.apply_pending(dbs, t.id) == 0
+        assert await deltas.apply_pending(dbs, t.id) == 3
+        assert await deltas.apply_pending(dbs, t.id) == 0
         assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from billing.metering import rollups
+from billing.metering import deltas, rollups
 from billing.metering.models import RollupDelta
 from billing.metering.service import IngestInterrupted, ingest_contacts
 from tests.billing.conftest import T0, cell_contacts, contact, ts
@@ -211,10 +211,10 @@ class TestIngestIsLossFree:
         assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
 
     async def test_concurrent_batches_of_new_contacts_all_land(self, dbs, keyring, ingest_tenant):
-        from billing.metering import service
+        from billing.metering import cell_writes
 
         t = await ingest_tenant()
-        service._copy_types.clear()  # as in a fresh process: the first COPYs read the column types
+        cell_writes._copy_types.clear()  # as in a fresh process: the first COPYs read the column types
         batches = [[contact(f"n{b}-{i}") for i in range(50)] for b in range(4)]
         results = await asyncio.gather(*(ingest_contacts(dbs, keyring, None, t.slug, b) for b in batches))
         assert [r.accepted for r in results] == [50, 50, 50, 50]
@@ -224,14 +224,14 @@ class TestIngestIsLossFree:
     async def test_the_version_probe_finds_stored_contacts_and_is_never_prepared(
         self, dbs, keyring, ingest_tenant, backend
     ):
-        from billing.metering import service
+        from billing.metering import cell_writes
 
         t = await ingest_tenant()
         await ingest_contacts(dbs, keyring, None, t.slug, [contact(f"v{i}") for i in range(3)])
         wanted = ["v0", "v2", "missing"]
         async with dbs.cell_session("eu") as cell, cell.begin():
             for _ in range(8):  # psycopg prepares a statement on its 5th run on a connection
-                found = await service._stored(cell, t.id, wanted)
+                found = await cell_writes._stored(cell, t.id, wanted)
                 await cell.execute(sa.select(RollupDelta.id).where(RollupDelta.tenant_id == t.id))
             assert sorted(found) == ["v0", "v2"] and found["v0"].reopens == 0
             if backend == "postgres":
@@ -243,17 +243,17 @@ class TestIngestIsLossFree:
     async def test_control_outage_leaves_a_pending_delta_applied_exactly_once(self, dbs, keyring, ingest_tenant):
         t = await ingest_tenant()
         # Write the cell part only (as if the control database failed right after the cell commit).
+        from billing.metering.cell_writes import TenantContext, write_to_cell
         from billing.metering.schemas import validate_contact
-        from billing.metering.service import TenantContext, write_to_cell
 
         ctx = TenantContext(t.id, t.slug, t.timezone, b"k" * 32, {"DE": "eu"})
         items = [(validate_contact(0, contact("o1")), None)]
         async with dbs.cell_session("eu") as cell, cell.begin():
             outcome = await write_to_cell(cell, ctx, items, datetime.now(UTC))
         assert await rollups_of(dbs, t.id) == {}
-        assert await rollups.apply_pending(dbs, t.id) == 1
-        assert await rollups.apply_pending(dbs, t.id) == 0
-        assert not await rollups.apply_delta(dbs, "eu", outcome.delta_id, t.id, outcome.rows)
+        assert await deltas.apply_pending(dbs, t.id) == 1
+        assert await deltas.apply_pending(dbs, t.id) == 0
+        assert not await deltas.apply_delta(dbs, "eu", outcome.delta_id, t.id, outcome.rows)
         assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
 
     async def test_deferred_deltas_are_applied_once_however_often_they_are_handed_over(
@@ -265,12 +265,12 @@ class TestIngestIsLossFree:
         second = await ingest_contacts(dbs, keyring, None, t.slug, [update, contact("d3")], defer_rollups=True)
         assert (first.accepted, second.updated, second.accepted) == (2, 1, 1)
         assert await rollups_of(dbs, t.id) == {}  # deferred: owed by the cell, not applied yet
-        applier = rollups.DeltaApplier(dbs)
+        applier = deltas.DeltaApplier(dbs)
         pending = first.pending + second.pending
         await asyncio.gather(applier.apply(pending), applier.apply(pending[:1]), applier.apply(pending))
-        assert await rollups.apply_pending(dbs, t.id) == 0  # nothing left in the cell
+        assert await deltas.apply_pending(dbs, t.id) == 0  # nothing left in the cell
         assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
-        assert await rollups.apply_deltas(dbs, "eu", [(p.delta_id, p.tenant_id, p.rows) for p in pending]) == 0
+        assert await deltas.apply_deltas(dbs, "eu", [(p.delta_id, p.tenant_id, p.rows) for p in pending]) == 0
 
 
 class TestRollupDays:

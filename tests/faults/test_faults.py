@@ -44,7 +44,7 @@ def _no_pending(settings) -> bool:
     async def count() -> int:
         db = Databases(settings.database)
         try:
-            from billing.metering.rollups import oldest_pending
+            from billing.metering.deltas import oldest_pending
 
             return await oldest_pending(db) is None
         finally:

@@ -14,7 +14,7 @@ from billing.invoices.models import Invoice
 from compliance.models import AuditEntry
 from compliance.service import SystemActor
 from control_plane import jobs
-from control_plane.scheduler import JobContext
+from control_plane.periodic import JobContext
 from tests.billing.invoices.conftest import contact, ingest
 
 OCT = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)

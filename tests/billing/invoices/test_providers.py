@@ -20,7 +20,7 @@ from billing.outbox.service import dispatch_due
 from billing.providers.handlers import send_invoice_factory
 from compliance.service import SystemActor
 from control_plane.outbox_handlers import handlers
-from control_plane.scheduler import JobContext
+from control_plane.periodic import JobContext
 from tests.billing.invoices.conftest import NOW, contact, ingest
 from tests.fakes.polar_server import TOKEN, FakePolar
 from tests.fakes.stripe_server import FakeStripe
