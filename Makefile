@@ -25,6 +25,7 @@ demo: install
 ## Run every test (SQLite; PostgreSQL too when BPO_TEST_POSTGRES_URL is set).
 test: install browser
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 # Debian's Chromium for the Playwright tests (no browser download: Playwright drives /usr/bin/chromium).

@@ -182,7 +182,7 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
     """
     from compliance import checkpoints
     from control_plane.database import Databases
-    from sla import service as sla
+    from sla import configuration as sla
     from tenants import service as tenants
 
     keyring.add_key()

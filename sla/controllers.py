@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.metering.controllers import settle_before_read
 from control_plane.auth import EVERYONE, ONBOARDING, STAFF, ApiScope, Principal, policy
 from control_plane.keyring import KeyRing
-from sla import charts, export, service
+from sla import charts, configuration, export, service
+from sla.windows import window_json
 
 API = "/api/v1/tenants"
 READ = policy(roles=EVERYONE, scopes=(ApiScope.sla_read,))
@@ -57,23 +58,23 @@ async def sla_page(session: AsyncSession, principal: Principal, slug: str, perio
 
 @get(API + "/{slug:str}/sla/excluded-windows", opt=policy(roles=EVERYONE), tags=["sla"])
 async def list_windows(session: AsyncSession, principal: Principal, slug: str) -> list[dict]:
-    return [service.window_json(w) for w in await service.list_excluded_windows(session, principal, slug)]
+    return [window_json(w) for w in await configuration.list_excluded_windows(session, principal, slug)]
 
 
 @post(API + "/{slug:str}/sla/excluded-windows", opt=policy(roles=ONBOARDING), tags=["sla"], status_code=201)
 async def add_window(session: AsyncSession, principal: Principal, slug: str, data: dict[str, Any]) -> dict:
     """Take whole days (tenant's zone) out of SLA measurement: force majeure or a client-caused outage."""
-    return service.window_json(await service.add_excluded_window(session, principal, slug, data))
+    return window_json(await configuration.add_excluded_window(session, principal, slug, data))
 
 
 @post(API + "/{slug:str}/sla/excluded-windows/{window_id:str}/withdraw", opt=policy(roles=ONBOARDING), tags=["sla"])
 async def withdraw_window(session: AsyncSession, principal: Principal, slug: str, window_id: str) -> dict:
-    return service.window_json(await service.withdraw_excluded_window(session, principal, slug, window_id))
+    return window_json(await configuration.withdraw_excluded_window(session, principal, slug, window_id))
 
 
 @put(API + "/{slug:str}/sla/calendar", opt=policy(roles=ONBOARDING), tags=["sla"])
 async def put_calendar(session: AsyncSession, principal: Principal, slug: str, data: dict[str, Any]) -> dict:
-    return (await service.set_support_calendar(session, principal, slug, data)).to_json()
+    return (await configuration.set_support_calendar(session, principal, slug, data)).to_json()
 
 
 @put(API + "/{slug:str}/sla/webhook", opt=policy(roles=ONBOARDING), tags=["sla"])
@@ -81,7 +82,7 @@ async def put_webhook(
     session: AsyncSession, principal: Principal, keyring: KeyRing, slug: str, data: dict[str, Any]
 ) -> dict:
     """Where alerts are POSTed, signed (Standard Webhooks); the secret is shown in this answer only."""
-    row, secret = await service.set_alert_webhook(session, principal, slug, data, keyring=keyring)
+    row, secret = await configuration.set_alert_webhook(session, principal, slug, data, keyring=keyring)
     return {"url": row.url, "active": row.active, "secret": secret}
 
 

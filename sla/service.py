@@ -19,7 +19,6 @@ nothing, so re-running the job is harmless. Services never commit: the request o
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -37,20 +36,15 @@ from billing.money import money_str
 from billing.outbox.service import enqueue
 from billing.rating.lines import LineKind
 from billing.rating.service import rate_counts
-from compliance.service import Actor, append_audit_entry
 from control_plane.database import utcnow
-from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
-from control_plane.keyring import KeyRing
-from control_plane.validation import parse
+from control_plane.errors import FieldError, InvalidInput
 from sla.credits import service_credits
 from sla.evaluation import OutcomeStatus, SlaOutcome, evaluate_period
-from sla.models import AlertWebhook, ExcludedWindow, SlaAlert, SlaStatus
-from sla.schemas import AlertWebhookPut, ExcludedWindowCreate, SupportCalendarPut
+from sla.models import AlertWebhook, SlaAlert, SlaStatus
 from sla.terms import SlaKind, SlaTerms
-from sla.windows import excluded_days, recorded_windows
+from sla.windows import excluded_days, recorded_windows, window_json
 from tenants import service as tenants
-from tenants.calendar import BusinessCalendar
-from tenants.models import SupportCalendar, Tenant
+from tenants.models import Tenant
 from tenants.periods import Period
 
 ON_TRACK, AT_RISK, BREACHED = "on_track", "at_risk", "breached"
@@ -447,142 +441,6 @@ async def list_alerts(session: AsyncSession, actor: Any, slug: str | None = None
 
 
 # --- excluded windows --------------------------------------------------------------------------
-def window_json(w: ExcludedWindow) -> dict[str, Any]:
-    return {
-        "id": str(w.id),
-        "first_day": w.first_day.isoformat(),
-        "last_day": w.last_day.isoformat(),
-        "kind": w.kind,
-        "reason": w.reason,
-        "created_at": w.created_at.isoformat(),
-        "created_by": w.created_by,
-        "withdrawn_at": w.withdrawn_at.isoformat() if w.withdrawn_at else None,
-    }
-
-
-async def add_excluded_window(session: AsyncSession, actor: Actor, slug: str, data: Any) -> ExcludedWindow:
-    """Record days taken out of SLA measurement (audited). Days are whole days in the tenant's zone."""
-    tenant = await tenants.find_tenant(session, actor, slug)
-    spec = parse(ExcludedWindowCreate, data)
-    window = ExcludedWindow(
-        tenant_id=tenant.id,
-        first_day=spec.first_day,
-        last_day=spec.last_day,
-        kind=spec.kind,
-        reason=spec.reason,
-        created_at=utcnow(),
-        created_by=actor.actor,
-    )
-    session.add(window)
-    await session.flush()
-    await append_audit_entry(
-        session,
-        stream=tenant.slug,
-        actor=actor,
-        action="sla.excluded_window_added",
-        target=f"tenant:{tenant.slug}/sla/excluded-windows/{window.id}",
-        data=spec.model_dump(mode="json"),
-    )
-    return window
-
-
-async def withdraw_excluded_window(session: AsyncSession, actor: Actor, slug: str, window_id: str) -> ExcludedWindow:
-    tenant = await tenants.find_tenant(session, actor, slug)
-    try:
-        wid = uuid.UUID(window_id)
-    except ValueError:
-        raise NotFound(f"no excluded window {window_id!r}") from None
-    window = await session.get(ExcludedWindow, wid)
-    if window is None or window.tenant_id != tenant.id:
-        raise NotFound(f"no excluded window {window_id!r}")
-    if window.withdrawn_at is not None:
-        raise Conflict("this excluded window was withdrawn already", code="already_withdrawn")
-    window.withdrawn_at, window.withdrawn_by = utcnow(), actor.actor
-    await session.flush()
-    await append_audit_entry(
-        session,
-        stream=tenant.slug,
-        actor=actor,
-        action="sla.excluded_window_withdrawn",
-        target=f"tenant:{tenant.slug}/sla/excluded-windows/{window.id}",
-        data={"first_day": window.first_day, "last_day": window.last_day},
-    )
-    return window
-
-
-async def list_excluded_windows(session: AsyncSession, actor: Any, slug: str) -> list[ExcludedWindow]:
-    tenant = await tenants.find_tenant(session, actor, slug)
-    stmt = sa.select(ExcludedWindow).where(ExcludedWindow.tenant_id == tenant.id).order_by(ExcludedWindow.first_day)
-    return list((await session.scalars(stmt)).all())
-
-
-# --- support calendar --------------------------------------------------------------------------
-async def _calendar_row(session: AsyncSession, tenant_id: uuid.UUID) -> SupportCalendar | None:
-    return await session.get(SupportCalendar, tenant_id)
-
-
-async def set_support_calendar(session: AsyncSession, actor: Actor, slug: str, data: Any) -> BusinessCalendar:
-    """Set the tenant's weekly hours and holidays (audited). Business-hours response times are computed
-    at ingest: run ``bpoctl rollups rebuild --tenant SLUG`` to recount contacts stored before the change."""
-    tenant = await tenants.find_tenant(session, actor, slug)
-    spec = parse(SupportCalendarPut, data)
-    weekly = {day: [[a, b] for a, b in spans] for day, spans in spec.weekly.items()}
-    holidays = sorted(d.isoformat() for d in spec.holidays)
-    row = await _calendar_row(session, tenant.id)
-    if row is None:
-        row = SupportCalendar(tenant_id=tenant.id)
-        session.add(row)
-    row.timezone, row.weekly, row.holidays = tenant.timezone, weekly, holidays
-    row.updated_at, row.updated_by = utcnow(), actor.actor
-    await session.flush()
-    await append_audit_entry(
-        session,
-        stream=tenant.slug,
-        actor=actor,
-        action="sla.support_calendar_set",
-        target=f"tenant:{tenant.slug}/sla/calendar",
-        data={"timezone": tenant.timezone, "weekly": weekly, "holidays": holidays},
-    )
-    return BusinessCalendar.from_json(tenant.timezone, weekly, holidays)
-
-
-# --- alert webhook -----------------------------------------------------------------------------
-def webhook_aad(tenant_id: uuid.UUID) -> str:
-    return f"tenant:{tenant_id}:sla_alert_webhook"
-
-
-async def set_alert_webhook(
-    session: AsyncSession, actor: Actor, slug: str, data: Any, *, keyring: KeyRing
-) -> tuple[AlertWebhook, str]:
-    """Set where alerts go; returns the signing secret (shown once; sealed by the key ring at rest)."""
-    import secrets as _secrets
-
-    tenant = await tenants.find_tenant(session, actor, slug)
-    spec = parse(AlertWebhookPut, data)
-    secret = spec.secret or f"whsec_{_secrets.token_urlsafe(32)}"
-    row = await session.get(AlertWebhook, tenant.id)
-    if row is None:
-        row = AlertWebhook(tenant_id=tenant.id)
-        session.add(row)
-    row.url, row.active = str(spec.url), spec.active
-    row.secret = keyring.encrypt(secret, webhook_aad(tenant.id))
-    row.updated_at, row.updated_by = utcnow(), actor.actor
-    await session.flush()
-    await append_audit_entry(
-        session,
-        stream=tenant.slug,
-        actor=actor,
-        action="sla.alert_webhook_set",
-        target=f"tenant:{tenant.slug}/sla/webhook",
-        data={"url": row.url, "active": row.active, "secret_rotated": True},
-    )
-    return row, secret
-
-
-def alert_webhook_secret(row: AlertWebhook, keyring: KeyRing) -> str:
-    return keyring.decrypt(row.secret, webhook_aad(row.tenant_id)).decode()
-
-
 def check_period(value: str | None) -> str | None:
     if value is None or value == "":
         return None
@@ -590,20 +448,3 @@ def check_period(value: str | None) -> str | None:
         return Period.parse(value).label
     except InvalidInput:
         raise InvalidInput([FieldError("period", f"{value!r} is not a month as YYYY-MM")]) from None
-
-
-async def reseal_webhook_secrets(session: AsyncSession, keyring: KeyRing) -> int:
-    """Seal every SLA alert webhook secret again under the ring's active key (key rotation); returns
-    how many changed."""
-    changed = 0
-    for row in (await session.scalars(sa.select(AlertWebhook))).all():
-        new = keyring.reencrypt(row.secret, webhook_aad(row.tenant_id))
-        changed += new != row.secret
-        row.secret = new
-    await session.flush()
-    return changed
-
-
-async def webhook_key_ids_in_use(session: AsyncSession) -> set[str]:
-    """Key-ring key ids that sealed SLA webhook secrets (rotation keeps them)."""
-    return {KeyRing.key_id_of(t) for t in (await session.scalars(sa.select(AlertWebhook.secret))).all() if t}

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from billing.outbox.service import RetryLater
+from sla.configuration import alert_webhook_secret
 from sla.models import AlertWebhook
-from sla.service import alert_webhook_secret
 
 if TYPE_CHECKING:
     from billing.outbox.service import Handler

@@ -48,3 +48,16 @@ async def recorded_windows(session: AsyncSession, tenant_id: UUID, period: Perio
 async def skipped_days(session: AsyncSession, tenant_id: UUID, period: Period) -> frozenset[date]:
     """The period's days that the tenant's recorded windows take out of the measurement."""
     return excluded_days(await recorded_windows(session, tenant_id, period), period)
+
+
+def window_json(w: ExcludedWindow) -> dict[str, Any]:
+    return {
+        "id": str(w.id),
+        "first_day": w.first_day.isoformat(),
+        "last_day": w.last_day.isoformat(),
+        "kind": w.kind,
+        "reason": w.reason,
+        "created_at": w.created_at.isoformat(),
+        "created_by": w.created_by,
+        "withdrawn_at": w.withdrawn_at.isoformat() if w.withdrawn_at else None,
+    }

@@ -36,7 +36,7 @@ async def _run(data_dir: Path, contacts: int, runs: int, echo: Callable[[str], N
     from control_plane.keyring import KeyRing
     from control_plane.migrate import upgrade_all
     from control_plane.settings import load_settings
-    from sla import service
+    from sla import configuration, service
     from tenants import service as tenants
     from tests.benchmarks.ingest import make_contacts
 
@@ -56,7 +56,7 @@ async def _run(data_dir: Path, contacts: int, runs: int, echo: Callable[[str], N
                 regions=settings.regions, today=date(2026, 10, 1),
             )  # fmt: skip
             week = {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
-            await service.set_support_calendar(session, actor, slug, {"weekly": week, "holidays": ["2026-10-03"]})
+            await configuration.set_support_calendar(session, actor, slug, {"weekly": week, "holidays": ["2026-10-03"]})
         rows = make_contacts(contacts)
         started = time.perf_counter()
         for i in range(0, len(rows), BATCH):

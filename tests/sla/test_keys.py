@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from control_plane.keyring import KeyRing
 from control_plane.service import rotate_keys
-from sla import service
+from sla import configuration
 from sla.models import AlertWebhook
 
 
@@ -25,7 +25,7 @@ class TestKeyRotation:
         ring: KeyRing = app.state.keyring
         old = ring.active
         async with dbs.control_session() as session:
-            assert old in await service.webhook_key_ids_in_use(session)
+            assert old in await configuration.webhook_key_ids_in_use(session)
 
         changed, retired = await rotate_keys(settings, ring)
 
@@ -34,8 +34,8 @@ class TestKeyRotation:
         async with dbs.control_session() as session:
             row = await session.scalar(sa.select(AlertWebhook).where(AlertWebhook.tenant_id == t.id))
             assert KeyRing.key_id_of(row.secret) == ring.active
-            assert service.alert_webhook_secret(row, on_disk) == secret
-            assert await service.webhook_key_ids_in_use(session) <= {ring.active}
+            assert configuration.alert_webhook_secret(row, on_disk) == secret
+            assert await configuration.webhook_key_ids_in_use(session) <= {ring.active}
 
     async def test_kept_old_keys_stay_in_use_only_while_a_secret_needs_them(
         self, app, client, staff_headers, sla_tenant, dbs
@@ -49,7 +49,7 @@ class TestKeyRotation:
         before = ring.active
         ring.add_key()
         async with dbs.control_transaction() as session:
-            assert before in await service.webhook_key_ids_in_use(session)
-            assert await service.reseal_webhook_secrets(session, ring) >= 1
-            assert await service.reseal_webhook_secrets(session, ring) == 0  # already under the active key
-            assert await service.webhook_key_ids_in_use(session) == {ring.active}
+            assert before in await configuration.webhook_key_ids_in_use(session)
+            assert await configuration.reseal_webhook_secrets(session, ring) >= 1
+            assert await configuration.reseal_webhook_secrets(session, ring) == 0  # already under the active key
+            assert await configuration.webhook_key_ids_in_use(session) == {ring.active}

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from billing.metering import counts
-from sla import service
+from sla import configuration, service
 from sla.terms import SlaTerms
 from sla.windows import excluded_days
 from tenants.periods import Period
@@ -76,7 +76,7 @@ async def test_the_invoice_and_the_report_come_from_one_counts_call_each(
     await t.ingest(dbs, keyring, _mixed())
     tenant = await t.model(dbs)
     async with dbs.control_transaction() as session:
-        await service.add_excluded_window(
+        await configuration.add_excluded_window(
             session,
             STAFF,
             t.slug,
