@@ -8,7 +8,6 @@ import secrets
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
-import structlog
 from litestar import Litestar, Request
 from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
@@ -22,11 +21,15 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import controllers as cp
 from control_plane.auth import AuthenticationMiddleware, Principal, authorize
 from control_plane.database import Databases
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.keyring import KeyRing
 from control_plane.logging import RequestIdMiddleware, configure_logging
+from control_plane.periodic import JobContext
+from control_plane.plugins import domains
+from control_plane.scheduler import Leader, build_scheduler
 from control_plane.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,29 +77,9 @@ def provide_keyring(state: State) -> KeyRing:
     return state.keyring
 
 
-async def _settle_pending(db: Databases) -> None:
-    """Apply every rollup delta left in the cells (by a process that stopped between a batch's
-    commit and its rollup application), in the background of the start; reads settle their own
-    tenant anyway, and a failure here is left to the ``rollup_deltas`` job."""
-    from billing.metering.deltas import apply_pending
-
-    try:
-        applied = await apply_pending(db)
-        if applied:
-            structlog.get_logger("bpo.start").info("rollups.settled", deltas=applied)
-    except Exception:
-        structlog.get_logger("bpo.start").exception("rollups.settle_failed")
-
-
 def create_app(
     settings: Settings | None = None, *, db: Databases | None = None, run_scheduler: bool = False
 ) -> Litestar:
-    from billing.invoices import controllers as invoices
-    from billing.metering import controllers as metering
-    from compliance import controllers as compliance
-    from control_plane import controllers as cp
-    from sla import controllers as sla
-    from tenants import controllers as tenants
 
     settings = settings or load_settings()
     configure_logging()
@@ -108,10 +91,8 @@ def create_app(
     owns_db = db is None
 
     async def start(app: Litestar) -> None:
-        if run_scheduler:  # a restarted server settles what a stopped one left pending, at once
-            app.state.settling = asyncio.create_task(_settle_pending(app.state.db))
-            from control_plane.scheduler import JobContext, Leader, build_scheduler
-
+        if run_scheduler:  # e.g. a restarted server settles what a stopped one left pending, at once
+            app.state.starting = [asyncio.create_task(hook(app.state.db)) for d in domains() for hook in d.on_start]
             leader = Leader(app.state.db)
             app.state.leader = leader
             app.state.scheduler = build_scheduler(JobContext(settings, app.state.db, app.state.keyring), leader)
@@ -140,13 +121,9 @@ def create_app(
     app = Litestar(
         route_handlers=[
             *cp.ROUTES,
-            *tenants.ROUTES,
-            *compliance.ROUTES,
-            *metering.ROUTES,
-            *invoices.ROUTES,
-            *sla.ROUTES,
             static,
         ],
+        plugins=[*domains()],  # each domain adds its routes (control_plane.plugins)
         state=state,
         guards=[authorize],
         dependencies={

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from control_plane.plugins import domains
 from control_plane.settings import load_settings
 
 
@@ -60,7 +61,8 @@ def worker() -> None:
     from control_plane.database import Databases
     from control_plane.keyring import KeyRing
     from control_plane.logging import configure_logging
-    from control_plane.scheduler import JobContext, Leader, build_scheduler
+    from control_plane.periodic import JobContext
+    from control_plane.scheduler import Leader, build_scheduler
 
     configure_logging()
     settings = load_settings()
@@ -70,6 +72,7 @@ def worker() -> None:
         leader = Leader(db)
         scheduler = build_scheduler(JobContext(settings, db, KeyRing.load_or_create(settings.keyring_path)), leader)
         scheduler.start()
+        starting = [asyncio.create_task(hook(db)) for d in domains() for hook in d.on_start]  # noqa: F841 (kept alive)
         try:
             await asyncio.Event().wait()
         finally:
@@ -213,107 +216,6 @@ def users_create(email: str, role: str, tenant: str | None) -> None:
     click.echo(f"created {email} ({role})")
 
 
-@main.group()
-def audit() -> None:
-    """The tamper-evident audit log."""
-
-
-@audit.command("verify")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--keys",
-    "keys_file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="JWK set file (GET /api/v1/audit/keys); default: the public keys of the local database",
-)
-def audit_verify(file: str, keys_file: str | None) -> None:
-    """Check an export offline; names the first bad line. Exit 0 when it verifies, 1 when not."""
-    import json
-
-    from compliance.verify import verify_file
-
-    if keys_file:
-        with open(keys_file, encoding="utf-8") as fh:
-            jwks = json.load(fh)
-    else:
-        jwks = _run(_local_jwks())
-    verdict = verify_file(file, jwks)
-    click.echo(str(verdict))
-    sys.exit(0 if verdict.ok else 1)
-
-
-async def _local_jwks() -> dict:
-    from compliance.checkpoints import jwks
-    from control_plane.database import Databases
-
-    dbs = Databases(load_settings().database)
-    try:
-        async with dbs.control_session() as session:
-            return await jwks(session)
-    finally:
-        await dbs.dispose()
-
-
-@audit.command("checkpoint")
-def audit_checkpoint() -> None:
-    """Sign a checkpoint over the head of every stream that moved (the scheduler does this too)."""
-    from compliance.checkpoints import checkpoint_all_streams
-    from control_plane.database import Databases
-    from control_plane.keyring import KeyRing
-
-    async def go() -> int:
-        settings = load_settings()
-        dbs = Databases(settings.database)
-        try:
-            async with dbs.control_transaction() as session:
-                return await checkpoint_all_streams(session, KeyRing.load_or_create(settings.keyring_path))
-        finally:
-            await dbs.dispose()
-
-    click.echo(f"{_run(go())} checkpoints signed")
-
-
-# --- metering (billing/metering) ---------------------------------------------------------------
-@main.group()
-def rollups() -> None:
-    """Contact rollups in the control database (counts only, from the region cells)."""
-
-
-@rollups.command("rebuild")
-@click.option("--tenant", "slug", default=None, help="one tenant (default: every tenant)")
-@click.option("--check", is_flag=True, help="compare a recount with the stored rollups, change nothing")
-@click.option("--force", is_flag=True, help="rebuild even a tenant whose contacts retention has purged")
-def rollups_rebuild(slug: str | None, check: bool, force: bool) -> None:
-    """Recount every contact of the cells and replace the tenant's rollups with it (or --check them)."""
-    from billing.metering.cli import rebuild_rollups
-
-    ok = _run(rebuild_rollups(load_settings(), slug, check=check, echo=click.echo, force=force))
-    if not ok:
-        sys.exit(1)
-
-
-@rollups.command("apply-pending")
-def rollups_apply_pending() -> None:
-    """Apply rollup deltas a cell still holds (written while the control database was unavailable)."""
-    from billing.metering.cli import apply_pending_deltas
-
-    click.echo(f"{_run(apply_pending_deltas(load_settings()))} pending deltas applied")
-
-
-@main.group()
-def webhooks() -> None:
-    """Stored helpdesk webhook events."""
-
-
-@webhooks.command("replay")
-def webhooks_replay() -> None:
-    """Map stored events that failed (or were never mapped) again, after a mapping fix."""
-    from billing.metering.cli import replay_webhooks
-
-    click.echo(f"{_run(replay_webhooks(load_settings()))} events mapped")
-
-
 @main.group(invoke_without_command=True)
 @click.pass_context
 def bench(ctx: click.Context) -> None:
@@ -383,6 +285,12 @@ def bench_invoices(as_json: bool, database: str | None, tenants: int, contacts: 
     from tests.benchmarks.invoices import run_benchmark
 
     run_benchmark(database=database, tenants=tenants, contacts=contacts, as_json=as_json, echo=click.echo)
+
+
+# Each domain's commands (``bpoctl rollups``, ``webhooks``, ``audit``), from its plugin.
+for _domain in domains():
+    for _command in _domain.commands:
+        main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
@@ -18,6 +17,7 @@ from control_plane import service
 from control_plane.auth import EVERYONE, Principal, Role, policy
 from control_plane.errors import DomainError, Unauthenticated
 from control_plane.oidc import OIDCClient, OIDCError
+from control_plane.plugins import readiness_checks
 from control_plane.settings import Settings
 
 PUBLIC = policy(public=True)
@@ -36,17 +36,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-# More readiness checks, registered by the domains: ``check(state) -> (name, "ok" | reason)``.
-READINESS_CHECKS: list[Callable[[State], Awaitable[tuple[str, str]]]] = []
-
-
 @get("/ready", opt=PUBLIC, tags=["operations"])
 async def ready(state: State) -> Any:
     """503 unless every database takes a write and every registered check (e.g. rollup lag) passes."""
     from litestar import Response
 
     checks = await state.db.check()
-    for check in READINESS_CHECKS:
+    for check in readiness_checks():
         try:
             name, outcome = await check(state)
         except Exception as exc:  # readiness reports, it never raises

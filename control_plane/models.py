@@ -43,3 +43,13 @@ class BearerToken(UUIDPrimaryKey, ControlBase):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class SchedulerLease(ControlBase):
+    """Leader election for the scheduler: one holder per name until ``expires_at``."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(120))
+    expires_at: Mapped[datetime]

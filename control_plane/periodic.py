@@ -1,4 +1,4 @@
-"""Periodic jobs: what a job receives (`JobContext`) and how a domain declares one (`periodic`).
+"""Periodic jobs: what a job receives (`JobContext`); domains declare theirs in their plugin.
 
 A leaf of the kernel: domains and the outbox handlers import it without importing the scheduler
 that runs the jobs (`control_plane.scheduler`), so no import cycle passes through the scheduler.
@@ -22,13 +22,3 @@ class JobContext:
 
 
 Job = Callable[[JobContext], Awaitable[object]]
-# name -> (seconds between runs, job). Domains add theirs here.
-JOBS: dict[str, tuple[int, Job]] = {}
-
-
-def periodic(name: str, seconds: int) -> Callable[[Job], Job]:
-    def register(fn: Job) -> Job:
-        JOBS[name] = (seconds, fn)
-        return fn
-
-    return register

@@ -19,9 +19,10 @@ import sqlalchemy as sa
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from billing.outbox.models import SchedulerLease
 from control_plane.database import Databases, utcnow
-from control_plane.periodic import JOBS, Job, JobContext
+from control_plane.models import SchedulerLease
+from control_plane.periodic import Job, JobContext
+from control_plane.plugins import periodic_jobs
 
 log = structlog.get_logger("bpo.scheduler")
 LEASE = "scheduler"
@@ -73,20 +74,14 @@ class Leader:
         self.leading = False
 
 
-def _load_jobs() -> None:
-    """Import the modules that declare jobs (kept here so start-up imports stay explicit)."""
-    import control_plane.jobs  # noqa: F401
-
-
 def build_scheduler(ctx: JobContext, leader: Leader) -> AsyncIOScheduler:
-    _load_jobs()
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
 
     async def renew() -> None:
         await leader.renew()
 
     scheduler.add_job(renew, "interval", seconds=10, id="leader", next_run_time=utcnow())
-    for name, (seconds, job) in JOBS.items():
+    for name, (seconds, job) in periodic_jobs().items():
 
         async def run(job: Job = job, name: str = name) -> None:
             if not leader.leading:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Callable
 
+import click
 import sqlalchemy as sa
 
 from billing.metering import deltas, rollups
@@ -11,7 +14,7 @@ from billing.metering.webhooks.service import replay_events
 from compliance.retention import has_purged_contacts
 from control_plane.database import Databases
 from control_plane.keyring import KeyRing
-from control_plane.settings import Settings
+from control_plane.settings import Settings, load_settings
 from tenants.models import Tenant
 
 
@@ -78,3 +81,36 @@ async def replay_webhooks(settings: Settings) -> int:
         return await replay_events(dbs, KeyRing.load_or_create(settings.keyring_path))
     finally:
         await dbs.dispose()
+
+
+@click.group("rollups")
+def rollups_group() -> None:
+    """Contact rollups in the control database (counts only, from the region cells)."""
+
+
+@rollups_group.command("rebuild")
+@click.option("--tenant", "slug", default=None, help="one tenant (default: every tenant)")
+@click.option("--check", is_flag=True, help="compare a recount with the stored rollups, change nothing")
+@click.option("--force", is_flag=True, help="rebuild even a tenant whose contacts retention has purged")
+def rollups_rebuild(slug: str | None, check: bool, force: bool) -> None:
+    """Recount every contact of the cells and replace the tenant's rollups with it (or --check them)."""
+    ok = asyncio.run(rebuild_rollups(load_settings(), slug, check=check, echo=click.echo, force=force))
+    if not ok:
+        sys.exit(1)
+
+
+@rollups_group.command("apply-pending")
+def rollups_apply_pending() -> None:
+    """Apply rollup deltas a cell still holds (written while the control database was unavailable)."""
+    click.echo(f"{asyncio.run(apply_pending_deltas(load_settings()))} pending deltas applied")
+
+
+@click.group("webhooks")
+def webhooks_group() -> None:
+    """Stored helpdesk webhook events."""
+
+
+@webhooks_group.command("replay")
+def webhooks_replay() -> None:
+    """Map stored events that failed (or were never mapped) again, after a mapping fix."""
+    click.echo(f"{asyncio.run(replay_webhooks(load_settings()))} events mapped")

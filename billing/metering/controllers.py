@@ -20,7 +20,6 @@ from billing.metering.schemas import MAX_BYTES, MAX_CONTACTS, decode_batch
 from billing.metering.throttle import KeyRateLimiter
 from billing.metering.webhooks.controllers import ROUTES as WEBHOOK_ROUTES
 from control_plane.auth import EVERYONE, ApiScope, Principal, policy
-from control_plane.controllers import READINESS_CHECKS
 from control_plane.database import utcnow
 from control_plane.errors import DomainError, FieldError, InvalidInput, problem
 from control_plane.keyring import KeyRing
@@ -62,9 +61,6 @@ async def rollups_ready(state: State) -> tuple[str, str]:
         "rollups",
         "ok" if age <= limit else f"lagging: the oldest pending delta is {age:.0f} s old (limit {limit:.0f} s)",
     )
-
-
-READINESS_CHECKS.append(rollups_ready)
 
 
 def _too_large(request: Request, detail: str, contacts: int | None = None) -> Response:

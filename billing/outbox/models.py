@@ -26,13 +26,3 @@ class OutboxMessage(ControlBase):
     result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
-
-
-class SchedulerLease(ControlBase):
-    """Leader election for the scheduler: one holder per name until ``expires_at``."""
-
-    __tablename__ = "scheduler_leases"
-
-    name: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
-    holder: Mapped[str] = mapped_column(sa.String(120))
-    expires_at: Mapped[datetime]

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 
 from billing.metering.cli import rebuild_rollups
 from billing.metering.models import WebhookEvent
+from compliance import jobs
 from compliance.models import AuditEntry
 from compliance.retention import PURGED, purge_expired_contacts
-from control_plane import jobs
 from control_plane.periodic import JobContext
 from tests.compliance.conftest import billing_snapshot, cell_rows, contact, ingest
 
@@ -92,7 +92,7 @@ class TestRetentionPurge:
         assert await billing_snapshot(dbs, short.id) != before[short.slug]  # --force: the purged counts are gone
 
     async def test_the_scheduled_job_is_registered_and_runs(self, settings, dbs, keyring):
-        from control_plane.periodic import JOBS
+        from control_plane.plugins import periodic_jobs
 
-        assert JOBS["retention_purge"][1] is jobs.retention_purge
+        assert periodic_jobs()["retention_purge"] == (3600, jobs.retention_purge)
         assert await jobs.retention_purge(JobContext(settings, dbs, keyring)) >= 0

@@ -22,8 +22,8 @@ from billing.outbox.service import dispatch_due
 from billing.rating.lines import LineKind
 from billing.rating.service import rate_counts
 from compliance.service import list_entries
-from control_plane.outbox_handlers import handlers
 from control_plane.periodic import JobContext
+from control_plane.plugins import outbox_handlers as handlers
 from sla import service
 from sla.export import report_csv
 from sla.models import SlaAlert

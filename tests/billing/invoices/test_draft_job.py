@@ -1,4 +1,4 @@
-"""The hourly ``draft_invoices`` job (control_plane/jobs.py) with a frozen clock: it drafts last month
+"""The hourly ``draft_invoices`` job (billing/jobs.py) with a frozen clock: it drafts last month
 only once that month has settled in the tenant's zone (reopen window + late grace), and running it
 again changes nothing until the rollups change; a finalized invoice is left alone."""
 
@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from billing import jobs
 from billing.invoices import service
 from billing.invoices.models import Invoice
 from compliance.models import AuditEntry
 from compliance.service import SystemActor
-from control_plane import jobs
 from control_plane.periodic import JobContext
 from tests.billing.invoices.conftest import contact, ingest
 

@@ -19,8 +19,8 @@ from billing.outbox.models import OutboxMessage
 from billing.outbox.service import dispatch_due
 from billing.providers.handlers import send_invoice_factory
 from compliance.service import SystemActor
-from control_plane.outbox_handlers import handlers
 from control_plane.periodic import JobContext
+from control_plane.plugins import outbox_handlers as handlers
 from tests.billing.invoices.conftest import NOW, contact, ingest
 from tests.fakes.polar_server import TOKEN, FakePolar
 from tests.fakes.stripe_server import FakeStripe

@@ -1,0 +1,26 @@
+"""The billing domain as the app sees it: metering and invoice routes, its jobs, the payment providers'
+outbox handler, the usage read model's readiness check and the ``rollups`` / ``webhooks`` commands."""
+
+from __future__ import annotations
+
+from billing import jobs
+from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
+from billing.metering.cli import rollups_group, webhooks_group
+from billing.metering.controllers import ROUTES as METERING_ROUTES
+from billing.metering.controllers import rollups_ready
+from billing.providers.handlers import FACTORIES as PAYMENT_HANDLERS
+from control_plane.plugins import Domain
+
+DOMAIN = Domain(
+    "billing",
+    routes=[*METERING_ROUTES, *INVOICE_ROUTES],
+    jobs={
+        "outbox": (10, jobs.dispatch_outbox),
+        "draft_invoices": (3600, jobs.draft_invoices),
+        "rollup_deltas": (10, jobs.rollup_deltas),
+    },
+    outbox_handlers=PAYMENT_HANDLERS,
+    commands=[rollups_group, webhooks_group],
+    readiness=[rollups_ready],
+    on_start=[jobs.settle_at_start],
+)

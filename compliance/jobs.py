@@ -1,0 +1,18 @@
+"""The compliance domain's periodic jobs (each idempotent and safe to re-run)."""
+
+from __future__ import annotations
+
+from compliance.checkpoints import checkpoint_all_streams
+from compliance.retention import purge_expired_contacts
+from control_plane.periodic import JobContext
+
+
+async def audit_checkpoints(ctx: JobContext) -> int:
+    """Sign a checkpoint over the head of every audit stream that moved."""
+    async with ctx.db.control_transaction() as session:
+        return await checkpoint_all_streams(session, ctx.keyring)
+
+
+async def retention_purge(ctx: JobContext) -> int:
+    """Contact rows past their tenant's retention, per cell (audited with counts)."""
+    return (await purge_expired_contacts(ctx.db)).total

@@ -1,0 +1,65 @@
+"""The composition root: each domain declares what it brings in one `Domain` (a Litestar init
+plugin), and the kernel knows the domains only through `DOMAIN_PLUGINS`, a list of module names.
+
+A domain's plugin module (``tenants/plugin.py``, ``billing/plugin.py``, ``sla/plugin.py``,
+``compliance/plugin.py``) exposes ``DOMAIN``: its routes (added to the app by `on_app_init`), its
+periodic jobs, its outbox handlers, its ``bpoctl`` commands and its readiness checks. The app
+factory, the scheduler, the outbox runner's job and the CLI loop over `domains()`; none of them
+imports a domain module (import-linter keeps it so for these modules).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.plugins import InitPluginProtocol
+
+from control_plane.database import Databases
+from control_plane.periodic import Job, JobContext
+
+# The plugin list: the one place the kernel names the domains (imported by name, at start).
+DOMAIN_PLUGINS: tuple[str, ...] = ("tenants.plugin", "billing.plugin", "sla.plugin", "compliance.plugin")
+
+ReadinessCheck = Callable[[State], Awaitable[tuple[str, str]]]
+HandlerFactory = Callable[[JobContext], Any]  # ctx -> async handler(payload, idempotency_key)
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: Litestar keeps plugins in a set
+class Domain(InitPluginProtocol):
+    name: str
+    routes: Sequence[Any] = ()
+    jobs: Mapping[str, tuple[int, Job]] = field(default_factory=dict)  # name -> (seconds between runs, job)
+    outbox_handlers: Mapping[str, HandlerFactory] = field(default_factory=dict)  # outbox kind -> factory
+    commands: Sequence[click.Command] = ()  # added to ``bpoctl``
+    readiness: Sequence[ReadinessCheck] = ()  # more checks of ``/ready``: (name, "ok" | reason)
+    # Run in the background when a server or worker with the scheduler starts; each logs its own failure.
+    on_start: Sequence[Callable[[Databases], Awaitable[object]]] = ()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend(self.routes)
+        return app_config
+
+
+@functools.cache
+def domains() -> tuple[Domain, ...]:
+    return tuple(importlib.import_module(name).DOMAIN for name in DOMAIN_PLUGINS)
+
+
+def periodic_jobs() -> dict[str, tuple[int, Job]]:
+    return {name: job for d in domains() for name, job in d.jobs.items()}
+
+
+def outbox_handlers(ctx: JobContext) -> dict[str, Any]:
+    """The handler of every outbox kind, made for ``ctx``."""
+    return {kind: factory(ctx) for d in domains() for kind, factory in d.outbox_handlers.items()}
+
+
+def readiness_checks() -> list[ReadinessCheck]:
+    return [check for d in domains() for check in d.readiness]
