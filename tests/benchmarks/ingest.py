@@ -149,9 +149,10 @@ async def _raw_rates(settings, contacts: list[dict[str, Any]], hash_key: bytes) 
     """Rows/s into the cell, 1,000 rows per transaction, same rows, each run under a fresh tenant id:
     SQLAlchemy Core executemany (the yardstick of the ratio), and on PostgreSQL also the binary COPY
     the server itself uses for new contacts (``None`` on SQLite)."""
+    from billing.metering.cell_writes import COLUMNS, _insert_contacts, _values
     from billing.metering.models import Contact
     from billing.metering.schemas import validate_contact
-    from billing.metering.service import COLUMNS, _insert_contacts, _values, hash_customer_ref
+    from billing.metering.service import hash_customer_ref
     from control_plane.database import Databases
 
     dbs = Databases(settings.database)
