@@ -4,6 +4,7 @@ outbox handler, the usage read model's readiness check and the ``rollups`` / ``w
 from __future__ import annotations
 
 from billing import jobs
+from billing.demo import seed_demo_billing
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
 from billing.metering.cli import rollups_group, webhooks_group
 from billing.metering.controllers import ROUTES as METERING_ROUTES
@@ -23,4 +24,5 @@ DOMAIN = Domain(
     commands=[rollups_group, webhooks_group],
     readiness=[rollups_ready],
     on_start=[jobs.settle_at_start],
+    demo_seeders=[seed_demo_billing],
 )

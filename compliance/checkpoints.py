@@ -68,6 +68,12 @@ async def rotate_signing_key(session: AsyncSession, keyring: KeyRing) -> tuple[S
     return await create_signing_key(session, keyring), [k.kid for k in retired]
 
 
+async def rotate_signing(session: AsyncSession, keyring: KeyRing) -> dict[str, Any]:
+    """`rotate_signing_key` as ``bpoctl keys rotate`` records it: the new key id and the retired ones."""
+    new_key, retired = await rotate_signing_key(session, keyring)
+    return {"signing_key": new_key.kid, "retired": retired}
+
+
 async def reseal_signing_keys(session: AsyncSession, keyring: KeyRing) -> int:
     changed = 0
     for key in (await session.scalars(sa.select(SigningKey))).all():

@@ -3,9 +3,10 @@ checkpoint and retention jobs, the ``audit`` commands."""
 
 from __future__ import annotations
 
-from compliance import jobs
+from compliance import checkpoints, jobs
 from compliance.cli import audit
 from compliance.controllers import ROUTES
+from compliance.service import append_audit_entry
 from control_plane.plugins import Domain
 
 DOMAIN = Domain(
@@ -13,4 +14,8 @@ DOMAIN = Domain(
     routes=ROUTES,
     jobs={"audit_checkpoints": (900, jobs.audit_checkpoints), "retention_purge": (3600, jobs.retention_purge)},
     commands=[audit],
+    audit_log=append_audit_entry,
+    resealers=[checkpoints.reseal_signing_keys],
+    key_ids_in_use=[checkpoints.signing_key_ids_in_use],
+    key_rotation=[checkpoints.rotate_signing],
 )

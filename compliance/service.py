@@ -8,36 +8,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from compliance.models import AuditEntry
+from control_plane.actors import SYSTEM, Actor, SystemActor
 from control_plane.database import utcnow
 
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = ("seq", "ts", "stream", "actor", "role", "action", "target", "data", "request_id", "prev_hash")
 
 
-class Actor(Protocol):
-    """Who acts: a signed-in user, a bearer token, an API key or the system."""
-
-    @property
-    def actor(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class SystemActor:
-    actor: str = "system"
-    role: str = "system"
-
-
-SYSTEM = SystemActor()
+__all__ = ["SYSTEM", "Actor", "SystemActor", "append_audit_entry"]  # the actors are the kernel's
 
 
 def rfc3339(ts: datetime) -> str:

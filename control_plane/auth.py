@@ -25,7 +25,9 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException, Permi
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from control_plane import plugins
 from control_plane.database import Databases, utcnow
+from control_plane.models import BearerToken, User
 
 log = logging.getLogger(__name__)
 
@@ -108,24 +110,9 @@ async def authenticate_bearer(db: Databases, secret: str) -> Principal | None:
 
 
 async def _bearer_principal(session, prefix: str, digest: str, now) -> tuple[Principal | None, Any]:
-    """The principal of a token or key and its row (for its last use); ``(None, None)`` when unknown or revoked."""
-    from control_plane.models import BearerToken
-    from tenants.models import ApiKey, Tenant
-
-    if prefix.startswith("bpo_live_"):
-        row = (
-            await session.execute(
-                sa.select(ApiKey, Tenant.slug, Tenant.status)
-                .join(Tenant, Tenant.id == ApiKey.tenant_id)
-                .where(ApiKey.prefix == prefix)
-            )
-        ).first()
-        if row is None or row.ApiKey.revoked_at is not None or row.status == "offboarded":
-            return None, None
-        key = row.ApiKey
-        if not hmac.compare_digest(key.secret_hash, digest):
-            return None, None
-        return Principal("api_key", prefix, API_KEY_ROLE, key.tenant_id, row.slug, frozenset(key.scopes)), key
+    """The principal of a token or key and its row (for its last use); ``(None, None)`` when unknown or
+    revoked. Bearer tokens are the kernel's; other credentials (tenant API keys) are resolved by the
+    domain that issues them (``control_plane.plugins.credential_resolver``)."""
     if prefix.startswith("bpo_tok_"):
         token = (await session.execute(sa.select(BearerToken).where(BearerToken.prefix == prefix))).scalar()
         if token is None or token.revoked_at is not None or not hmac.compare_digest(token.secret_hash, digest):
@@ -134,9 +121,10 @@ async def _bearer_principal(session, prefix: str, digest: str, now) -> tuple[Pri
             return None, None
         slug = None
         if token.tenant_id is not None:
-            slug = await session.scalar(sa.select(Tenant.slug).where(Tenant.id == token.tenant_id))
+            slug = await plugins.tenant_directory().slug_of(session, token.tenant_id)
         return Principal("token", prefix, token.role, token.tenant_id, slug), token
-    return None, None
+    resolve = plugins.credential_resolver(prefix)
+    return (None, None) if resolve is None else await resolve(session, prefix, digest, now)
 
 
 async def _record_last_use(session, row: Any, now) -> None:
@@ -150,23 +138,16 @@ async def _record_last_use(session, row: Any, now) -> None:
 
 
 async def principal_for_user(db: Databases, user_id: str) -> Principal | None:
-    from control_plane.models import User
-    from tenants.models import Tenant
-
     try:
         uid = uuid.UUID(user_id)
     except (ValueError, TypeError):
         return None
     async with db.control_session() as session:
-        row = (
-            await session.execute(
-                sa.select(User, Tenant.slug).outerjoin(Tenant, Tenant.id == User.tenant_id).where(User.id == uid)
-            )
-        ).first()
-    if row is None or not row.User.active:
-        return None
-    user = row.User
-    return Principal("user", user.email, user.role, user.tenant_id, row.slug, user_id=user.id)
+        user = await session.get(User, uid)
+        if user is None or not user.active:
+            return None
+        slug = None if user.tenant_id is None else await plugins.tenant_directory().slug_of(session, user.tenant_id)
+    return Principal("user", user.email, user.role, user.tenant_id, slug, user_id=user.id)
 
 
 class AuthenticationMiddleware:

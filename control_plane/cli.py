@@ -147,7 +147,7 @@ def token() -> None:
 @click.option("--days", type=int, default=90, help="days until it expires")
 def token_issue(role: str, tenant: str | None, label: str, days: int) -> None:
     """Print a new bearer token (its secret is shown once)."""
-    from compliance.service import SystemActor
+    from control_plane.actors import SystemActor
     from control_plane.database import Databases
     from control_plane.errors import DomainError
     from control_plane.service import issue_token
@@ -200,7 +200,7 @@ def users() -> None:
 @click.option("--tenant", default=None)
 def users_create(email: str, role: str, tenant: str | None) -> None:
     """Invite a user (staff sign in through OIDC with this e-mail)."""
-    from compliance.service import SystemActor
+    from control_plane.actors import SystemActor
     from control_plane.database import Databases
     from control_plane.service import create_user
 

@@ -41,6 +41,17 @@ class Domain(InitPluginProtocol):
     readiness: Sequence[ReadinessCheck] = ()  # more checks of ``/ready``: (name, "ok" | reason)
     # Run in the background when a server or worker with the scheduler starts; each logs its own failure.
     on_start: Sequence[Callable[[Databases], Awaitable[object]]] = ()
+    # Ports the kernel calls without importing a domain (one domain provides each):
+    audit_log: Callable[..., Awaitable[Any]] | None = None  # append_audit_entry(session, *, stream, actor, ...)
+    tenant_directory: Any = None  # id_of(session, slug), slug_of(session, tenant_id)
+    # Credentials by secret prefix: resolve(session, prefix, digest, now) -> (Principal | None, row | None).
+    credentials: Mapping[str, Callable[..., Awaitable[tuple[Any, Any]]]] = field(default_factory=dict)
+    # Key rotation (``bpoctl keys rotate``): re-seal under the active key, say which key ids are in use,
+    # and rotate what a domain keys itself (returning what the audit entry records).
+    resealers: Sequence[Callable[[Any, Any], Awaitable[int]]] = ()
+    key_ids_in_use: Sequence[Callable[[Any], Awaitable[set[str]]]] = ()
+    key_rotation: Sequence[Callable[[Any, Any], Awaitable[dict[str, Any]]]] = ()
+    demo_seeders: Sequence[Callable[[Any], Awaitable[None]]] = ()  # in domain order, given the DemoContext
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(self.routes)
@@ -63,3 +74,28 @@ def outbox_handlers(ctx: JobContext) -> dict[str, Any]:
 
 def readiness_checks() -> list[ReadinessCheck]:
     return [check for d in domains() for check in d.readiness]
+
+
+def _provided(port: str) -> Any:
+    found = [getattr(d, port) for d in domains() if getattr(d, port) is not None]
+    if len(found) != 1:
+        raise LookupError(f"{len(found)} domains provide {port!r}; exactly one must")
+    return found[0]
+
+
+def audit_log() -> Callable[..., Awaitable[Any]]:
+    """The audit log's append (the compliance domain's)."""
+    return _provided("audit_log")
+
+
+def tenant_directory() -> Any:
+    """Tenant ids and slugs (the tenants domain's)."""
+    return _provided("tenant_directory")
+
+
+def credential_resolver(secret_prefix: str) -> Callable[..., Awaitable[tuple[Any, Any]]] | None:
+    for d in domains():
+        for start, resolve in d.credentials.items():
+            if secret_prefix.startswith(start):
+                return resolve
+    return None

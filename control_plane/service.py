@@ -12,9 +12,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from compliance.service import SYSTEM, Actor, append_audit_entry
+from control_plane import plugins
+from control_plane.actors import SYSTEM, Actor
 from control_plane.auth import MERCHANT_ROLES, Principal, Role, hash_secret, new_expiry, new_secret
-from control_plane.database import utcnow
+from control_plane.database import Databases, utcnow
 from control_plane.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from control_plane.models import BearerToken, User
 from control_plane.validation import parse
@@ -32,12 +33,10 @@ class UserCreate(BaseModel):
 
 
 async def _tenant_id(session: AsyncSession, role: str, slug: str | None) -> uuid.UUID | None:
-    from tenants.models import Tenant
-
     if role in MERCHANT_ROLES:
         if not slug:
             raise InvalidInput([FieldError("tenant", f"a {role} belongs to one tenant: name it")])
-        tid = await session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug))
+        tid = await plugins.tenant_directory().id_of(session, slug)
         if tid is None:
             raise InvalidInput([FieldError("tenant", f"no tenant {slug!r}")])
         return tid
@@ -128,9 +127,7 @@ async def _record_login(session: AsyncSession, user: User, method: str) -> None:
     user.last_login_at = utcnow()
     stream = PLATFORM
     if user.tenant_id is not None:
-        from tenants.models import Tenant
-
-        stream = await session.scalar(sa.select(Tenant.slug).where(Tenant.id == user.tenant_id)) or PLATFORM
+        stream = await plugins.tenant_directory().slug_of(session, user.tenant_id) or PLATFORM
     await append_audit_entry(
         session,
         stream=stream,
@@ -175,40 +172,45 @@ async def issue_token(
 
 
 async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) -> tuple[int, list[str]]:
-    """Rotate every key: a new key-ring key, every sealed secret re-sealed under it in one transaction,
-    a new audit signing key (the old one stays published), then key-ring keys nothing uses are dropped.
+    """Rotate every key: a new key-ring key, every sealed secret re-sealed under it in one transaction
+    (each domain's re-sealers), what domains key themselves rotated (the audit signing key: the old
+    one stays published), then key-ring keys nothing uses are dropped.
 
     The ring is saved with both keys before re-sealing, so a crash midway leaves every secret readable.
     """
-    from compliance import checkpoints
-    from control_plane.database import Databases
-    from sla import configuration as sla
-    from tenants import service as tenants
-
     keyring.add_key()
     keyring.save(settings.keyring_path)
     dbs = Databases(settings.database)
+    domains = plugins.domains()
     try:
         async with dbs.control_transaction() as session:
-            changed = await tenants.reencrypt_secrets(session, keyring)
-            changed += await checkpoints.reseal_signing_keys(session, keyring)
-            changed += await sla.reseal_webhook_secrets(session, keyring)
-            new_key, old_keys = await checkpoints.rotate_signing_key(session, keyring)
+            changed = 0
+            for reseal in (r for d in domains for r in d.resealers):
+                changed += await reseal(session, keyring)
+            rotated: dict[str, Any] = {}
+            for rotate in (r for d in domains for r in d.key_rotation):
+                rotated |= await rotate(session, keyring)
             await append_audit_entry(
                 session,
                 stream=PLATFORM,
                 actor=SYSTEM,
                 action="keys.rotated",
                 target=f"keyring:{keyring.active}",
-                data={"resealed": changed, "signing_key": new_key.kid, "retired": old_keys},
+                data={"resealed": changed, **rotated},
             )
         retired: list[str] = []
         if not keep_old:
             async with dbs.control_session() as session:
-                in_use = await tenants.key_ids_in_use(session) | await checkpoints.signing_key_ids_in_use(session)
-                in_use |= await sla.webhook_key_ids_in_use(session)
+                in_use: set[str] = set()
+                for used in (u for d in domains for u in d.key_ids_in_use):
+                    in_use |= await used(session)
             retired = keyring.retire_except(in_use)
             keyring.save(settings.keyring_path)
     finally:
         await dbs.dispose()
     return changed, retired
+
+
+async def append_audit_entry(session: AsyncSession, **entry: Any) -> Any:
+    """The audit log's append, as the compliance domain provides it (`control_plane.plugins`)."""
+    return await plugins.audit_log()(session, **entry)

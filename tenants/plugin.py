@@ -1,8 +1,20 @@
-"""The tenants domain as the app sees it: its routes (tenants, contracts, residency, integrations, keys)."""
+"""The tenants domain as the app sees it: its routes (tenants, contracts, residency, integrations, keys),
+the tenant directory and API-key credentials the kernel asks for, its re-sealer and its demo tenants."""
 
 from __future__ import annotations
 
 from control_plane.plugins import Domain
 from tenants.controllers import ROUTES
+from tenants.demo import seed_demo_tenants
+from tenants.directory import TenantDirectory, api_key_principal
+from tenants.service import key_ids_in_use, reencrypt_secrets
 
-DOMAIN = Domain("tenants", routes=ROUTES)
+DOMAIN = Domain(
+    "tenants",
+    routes=ROUTES,
+    tenant_directory=TenantDirectory,
+    credentials={"bpo_live_": api_key_principal},
+    resealers=[reencrypt_secrets],
+    key_ids_in_use=[key_ids_in_use],
+    demo_seeders=[seed_demo_tenants],
+)

@@ -130,8 +130,8 @@ def tenant_contacts(rnd: random.Random, n: int, zone: ZoneInfo) -> list[dict[str
 async def _seed(dbs, keyring, settings, tenants: int, contacts: int, echo: Callable[[str], None]) -> dict[str, Any]:
     from billing.metering.rollups import DeltaSum, add_to_rollups, contact_parts
     from compliance.service import SystemActor
-    from control_plane.demo import SEEDER
     from tenants import service as tenant_service
+    from tenants.demo import SEEDER
     from tenants.models import Tenant
 
     t0 = time.perf_counter()

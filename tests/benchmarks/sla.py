@@ -32,12 +32,12 @@ async def _run(data_dir: Path, contacts: int, runs: int, echo: Callable[[str], N
     from billing.metering.service import ingest_contacts
     from control_plane.auth import Principal
     from control_plane.database import Databases
-    from control_plane.demo import CONTRACT
     from control_plane.keyring import KeyRing
     from control_plane.migrate import upgrade_all
     from control_plane.settings import load_settings
     from sla import configuration, service
     from tenants import service as tenants
+    from tenants.demo import CONTRACT
     from tests.benchmarks.ingest import make_contacts
 
     settings = load_settings({"BPO_DATA_DIR": str(data_dir)})

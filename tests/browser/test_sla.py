@@ -19,7 +19,7 @@ from compliance.service import SystemActor
 from control_plane import service
 from control_plane.auth import Principal
 from control_plane.database import utcnow
-from control_plane.demo import CONTRACT
+from tenants.demo import CONTRACT
 from tests.browser.test_compliance import sign_in
 from tests.browser.test_onboarding import chromium, live, page, provider  # noqa: F401  (shared fixtures)
 from tests.sla.conftest import contact
