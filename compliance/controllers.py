@@ -23,7 +23,7 @@ from control_plane.database import utcnow
 from control_plane.errors import FieldCollector
 from control_plane.keyring import KeyRing
 from control_plane.settings import Settings
-from tenants.service import find_tenant, list_tenants
+from tenants.service import find_tenant, list_integrations, list_tenants, residency_view
 
 AUDITORS = (Role.platform_admin, Role.compliance_officer)
 
@@ -147,7 +147,6 @@ PAGES = policy(roles=AUDITORS)
 @get("/compliance", opt=PAGES, include_in_schema=False)
 async def compliance_page(session: AsyncSession, principal: Principal, settings: Settings) -> Template:
     """Every tenant's regions, regimes, processors, transfers and retention; open subject requests."""
-    from tenants.service import list_integrations, residency_view
 
     rows = []
     for tenant in await list_tenants(session, principal):

@@ -16,6 +16,8 @@ from fpdf import FPDF
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from compliance.checkpoints import jwks
+from compliance.dsr.deadlines import deadline_rules
+from compliance.dsr.service import dsr_policy
 from control_plane.auth import Principal
 from control_plane.database import utcnow
 from control_plane.keyring import KeyRing
@@ -82,8 +84,6 @@ async def record_of_processing(
     today: date | None = None,
 ) -> dict[str, Any]:
     """The tenant's record of processing as JSON-ready data."""
-    from compliance.dsr.deadlines import deadline_rules
-    from compliance.dsr.service import dsr_policy
 
     today = today or utcnow().date()
     tenant = await tenants.find_tenant(session, actor, slug)
@@ -101,6 +101,36 @@ async def record_of_processing(
         }
         for region, markets in sorted(view.cells.items())
     ]
+    processors, transfers = _recipients_and_transfers(view, integrations, regions, today)
+    return {
+        "generated_at": utcnow().isoformat(timespec="seconds"),
+        "tenant": {"slug": tenant.slug, "name": tenant.name, "status": tenant.status},
+        "controller": {"name": tenant.name, "role": "controller (the merchant)"},
+        "processor": {"name": PROCESSOR, "role": "processor"},
+        "purposes": PURPOSES,
+        "data_subjects": DATA_SUBJECTS,
+        "data_categories": DATA_CATEGORIES,
+        "special_categories": SPECIAL_CATEGORIES,
+        "regions": cells,
+        "recipients": processors,
+        "transfers": transfers,
+        "retention": {
+            "contacts_days": tenant.retention_days,
+            "contacts": f"contact rows are purged {tenant.retention_days} days after they were opened "
+            "(daily job, per cell, audited with counts)",
+            "rollups_and_invoices": "kept: counts only, no personal data; invoices as billing records",
+            "audit_log": "kept, append-only (no personal data beyond staff identities)",
+        },
+        "data_subject_rights": deadline_rules(policy.pipl_days),
+        "security_measures": _security_measures(keyring, keys),
+    }
+
+
+def _recipients_and_transfers(
+    view: Any, integrations: list[Any], regions: Mapping[str, str], today: date
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The processors (active integrations) and every cross-border transfer, each with the
+    mechanism it rests on (or the one it would need); then transfers the residency policy records."""
     processors = []
     transfers = []
     for integ in integrations:
@@ -160,54 +190,37 @@ async def record_of_processing(
                     "valid_until": str(m["valid_until"]) if m.get("valid_until") else None,
                 }
             )
-    return {
-        "generated_at": utcnow().isoformat(timespec="seconds"),
-        "tenant": {"slug": tenant.slug, "name": tenant.name, "status": tenant.status},
-        "controller": {"name": tenant.name, "role": "controller (the merchant)"},
-        "processor": {"name": PROCESSOR, "role": "processor"},
-        "purposes": PURPOSES,
-        "data_subjects": DATA_SUBJECTS,
-        "data_categories": DATA_CATEGORIES,
-        "special_categories": SPECIAL_CATEGORIES,
-        "regions": cells,
-        "recipients": processors,
-        "transfers": transfers,
-        "retention": {
-            "contacts_days": tenant.retention_days,
-            "contacts": f"contact rows are purged {tenant.retention_days} days after they were opened "
-            "(daily job, per cell, audited with counts)",
-            "rollups_and_invoices": "kept: counts only, no personal data; invoices as billing records",
-            "audit_log": "kept, append-only (no personal data beyond staff identities)",
+    return processors, transfers
+
+
+def _security_measures(keyring: KeyRing, keys: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {
+            "measure": "Encryption of secrets at rest",
+            "detail": f"AES-256-GCM under a key ring with key ids; active key {keyring.active}, "
+            f"{len(keyring.keys)} key(s) in the ring; rotatable (bpoctl keys rotate)",
         },
-        "data_subject_rights": deadline_rules(policy.pipl_days),
-        "security_measures": [
-            {
-                "measure": "Encryption of secrets at rest",
-                "detail": f"AES-256-GCM under a key ring with key ids; active key {keyring.active}, "
-                f"{len(keyring.keys)} key(s) in the ring; rotatable (bpoctl keys rotate)",
-            },
-            {
-                "measure": "Pseudonymisation of customer references",
-                "detail": "HMAC-SHA256 under a per-tenant key sealed by the key ring, applied at ingest",
-            },
-            {
-                "measure": "Data residency",
-                "detail": "contacts are written only to the cell of their market's region; the control database "
-                "receives counts only",
-            },
-            {
-                "measure": "Tamper-evident audit log",
-                "detail": "per-stream SHA-256 hash chain, Ed25519-signed checkpoints (keys "
-                + ", ".join(f"{k['kid']} ({k['status']})" for k in keys)
-                + "), UPDATE and DELETE refused by a trigger",
-            },
-            {
-                "measure": "Access control",
-                "detail": "OIDC sign-in for staff, roles, tenant-scoped API keys (hashed), merchants see their own "
-                "tenant only, CSRF tokens on forms",
-            },
-        ],
-    }
+        {
+            "measure": "Pseudonymisation of customer references",
+            "detail": "HMAC-SHA256 under a per-tenant key sealed by the key ring, applied at ingest",
+        },
+        {
+            "measure": "Data residency",
+            "detail": "contacts are written only to the cell of their market's region; the control database "
+            "receives counts only",
+        },
+        {
+            "measure": "Tamper-evident audit log",
+            "detail": "per-stream SHA-256 hash chain, Ed25519-signed checkpoints (keys "
+            + ", ".join(f"{k['kid']} ({k['status']})" for k in keys)
+            + "), UPDATE and DELETE refused by a trigger",
+        },
+        {
+            "measure": "Access control",
+            "detail": "OIDC sign-in for staff, roles, tenant-scoped API keys (hashed), merchants see their own "
+            "tenant only, CSRF tokens on forms",
+        },
+    ]
 
 
 class _RecordPDF(FPDF):

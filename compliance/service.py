@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from compliance.models import AuditEntry
@@ -119,7 +120,6 @@ async def append_audit_entry(
 
 
 def _current_request_id() -> str | None:
-    import structlog
 
     return structlog.contextvars.get_contextvars().get("request_id")
 

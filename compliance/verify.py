@@ -7,6 +7,7 @@ The format is documented in the README ("Audit export format").
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
@@ -146,7 +147,6 @@ def verify_file(path: str, jwks: dict) -> Verdict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
 
     parser = argparse.ArgumentParser(description="Verify a BPO audit export offline.")
     parser.add_argument("file")

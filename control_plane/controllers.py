@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
@@ -39,7 +39,6 @@ async def health() -> dict[str, str]:
 @get("/ready", opt=PUBLIC, tags=["operations"])
 async def ready(state: State) -> Any:
     """503 unless every database takes a write and every registered check (e.g. rollup lag) passes."""
-    from litestar import Response
 
     checks = await state.db.check()
     for check in readiness_checks():

@@ -7,6 +7,7 @@ Sessions never commit inside services: the request (or the job) that opened one 
 
 from __future__ import annotations
 
+import importlib
 import socket
 import time
 import uuid
@@ -223,7 +224,6 @@ DOMAINS = ("control_plane", "tenants", "billing", "sla", "compliance")
 
 def load_models() -> list[str]:
     """Import every ``models.py`` of the domain folders, so both metadatas know all their tables."""
-    import importlib
 
     root = Path(__file__).resolve().parent.parent
     names = sorted(

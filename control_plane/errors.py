@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.exceptions import NotFoundException as LitestarNotFound
 from litestar.exceptions import ValidationException as LitestarValidation
+from litestar.response import Redirect
 from sqlalchemy import exc as sa_exc
 
 
@@ -124,8 +126,6 @@ def validation_error_handler(request: Request, exc: LitestarValidation) -> Respo
 
 def http_error_handler(request: Request, exc: HTTPException) -> Response:
     if _wants_html(request) and isinstance(exc, NotAuthorizedException):
-        from litestar.response import Redirect
-
         return Redirect(path=f"/login?next={request.url.path}")
     code = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, "error"
@@ -139,7 +139,6 @@ def http_error_handler(request: Request, exc: HTTPException) -> Response:
 
 def internal_error_handler(request: Request, exc: Exception) -> Response:
     """Anything unexpected: logged with its traceback, answered without internals."""
-    import structlog
 
     structlog.get_logger("bpo.error").error("unhandled", path=request.url.path, exc_info=exc)
     return problem(
@@ -172,7 +171,6 @@ def database_fault_handler(request: Request, exc: Exception) -> Response:
     rolled back, so sending it again is safe (ingest answers its own ``ingest_interrupted``)."""
     if not is_database_fault(exc):
         return internal_error_handler(request, exc)
-    import structlog
 
     structlog.get_logger("bpo.error").warning(
         "database_fault", path=request.url.path, error=type(getattr(exc, "orig", None) or exc).__name__

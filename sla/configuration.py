@@ -5,6 +5,7 @@ webhook (its signing secret sealed by the key ring, re-sealed by ``bpoctl keys r
 
 from __future__ import annotations
 
+import secrets as _secrets
 import uuid
 from typing import Any
 
@@ -118,7 +119,6 @@ async def set_alert_webhook(
     session: AsyncSession, actor: Actor, slug: str, data: Any, *, keyring: KeyRing
 ) -> tuple[AlertWebhook, str]:
     """Set where alerts go; returns the signing secret (shown once; sealed by the key ring at rest)."""
-    import secrets as _secrets
 
     tenant = await tenants.find_tenant(session, actor, slug)
     spec = parse(AlertWebhookPut, data)

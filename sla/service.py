@@ -151,9 +151,6 @@ async def period_report(
     windows = await recorded_windows(session, tenant.id, p)
     skip = excluded_days(windows, p)
     figures = await counts.report_figures(session, tenant.id, p, sla.response_targets, skip)
-    daily, intents, opened_by_day, within_by_day = (
-        figures.daily, figures.intents, figures.opened_by_day, figures.within_by_day,
-    )  # fmt: skip
     handoffs, resolved_total, res_hist = figures.handoffs, figures.resolved_total, figures.res_hist
 
     outcomes: tuple[SlaOutcome, ...] = ()
@@ -163,86 +160,12 @@ async def period_report(
         outcomes, rated_invoice = evaluate_period(terms, period_counts), rate_counts(terms, period_counts)
     credits = service_credits(terms, outcomes, rated_invoice.usage_subtotal, tenant.currency) if contract else None
 
-    # Recent (last 7 measured days up to today) numerators and denominators per SLA, for the projection.
-    recent_days = [d for d in sorted(daily.keys() | {k[0] for k in opened_by_day}) if d <= today][-RECENT_DAYS:]
-
-    def recent_for(o: SlaOutcome) -> tuple[int, int]:
-        if o.sla is SlaKind.deflection:
-            return _sum_pairs(_deflection_parts(daily.get(d, {}), sla.deflection_exclusions) for d in recent_days)
-        if o.sla is SlaKind.csat:
-            return _sum_pairs(
-                (
-                    sum(r["satisfied"] for r in daily.get(d, {}).values()),
-                    sum(r["rated"] for r in daily.get(d, {}).values()),
-                )
-                for d in recent_days
-            )
-        return _sum_pairs(
-            (
-                within_by_day.get((o.channel, o.first_response_seconds, d), 0),
-                opened_by_day.get((d, o.channel), 0),
-            )
-            for d in recent_days
-        )
-
-    slas = []
-    for o in outcomes:
-        track = tracking_status(o, period=p, today=today, recent=recent_for(o), min_sample=sla.csat_min_sample)
-        credit = credits.credit_for(o.key) if credits else None
-        slas.append(
-            {
-                "sla": o.key,
-                "kind": str(o.sla),
-                "channel": o.channel,
-                "first_response_seconds": o.first_response_seconds,
-                "business_hours": next(
-                    (t.business_hours for t in sla.response_targets if t.channel == o.channel), False
-                )
-                if o.sla is SlaKind.response
-                else None,
-                "target": rate_str(o.target),
-                "actual": rate_str(o.actual),
-                "numerator": o.numerator,
-                "denominator": o.denominator,
-                "outcome": str(o.status),
-                "met": None if o.status in (OutcomeStatus.no_data, OutcomeStatus.insufficient_sample) else not o.missed,
-                "status": track.status,
-                "projected": rate_str(track.projected),
-                "credit": {
-                    "percent": rate_str(credit.percent, 4) if credit else "0.0000",
-                    "amount": credit.amount_str(tenant.currency) if credit else money_str(Decimal(0), tenant.currency),
-                },
-            }
-        )
-
+    slas = _sla_rows(outcomes, figures, sla, credits, period=p, today=today, currency=tenant.currency)
     credit_lines = rated_invoice.lines_of(LineKind.sla_credit) if rated_invoice else ()
-    days = []
-    for i in range(p.days):
-        day = p.first + timedelta(days=i)
-        rows = daily.get(day, {})
-        ai, den = _deflection_parts(rows, sla.deflection_exclusions)
-        sat, rated = sum(r["satisfied"] for r in rows.values()), sum(r["rated"] for r in rows.values())
-        days.append(
-            {
-                "day": day.isoformat(),
-                "excluded": day in skip,
-                "resolved": sum(r["ai_resolved"] + r["human_resolved"] for r in rows.values()),
-                "deflection": rate_str(_frac(ai, den)),
-                "csat": rate_str(_frac(sat, rated)),
-                "response": {
-                    t.channel: rate_str(
-                        _frac(
-                            within_by_day.get((t.channel, t.first_response_seconds, day), 0),
-                            opened_by_day.get((day, t.channel), 0),
-                        )
-                    )
-                    for t in sla.response_targets
-                },
-            }
-        )
+    days = _daily_rows(figures, sla, p, skip)
 
     frt_dist = figures.frt_distribution
-    opened_total = sum(opened_by_day.values())
+    opened_total = sum(figures.opened_by_day.values())
     return {
         "tenant": tenant.slug,
         "tenant_name": tenant.name,
@@ -277,12 +200,104 @@ async def period_report(
             "resolution_p90_seconds": bucket_percentile(res_hist, Fraction(9, 10)),
         },
         "breakdowns": {
-            "intent": _breakdown(intents, sla.deflection_exclusions),
+            "intent": _breakdown(figures.intents, sla.deflection_exclusions),
             "language": _breakdown(figures.languages),
             "channel": _breakdown(figures.channels),
         },
         "daily": days,
     }
+
+
+def _recent(figures: Any, sla: SlaTerms, o: SlaOutcome, recent_days: Sequence[date]) -> tuple[int, int]:
+    """(numerator, denominator) of one SLA over the recent measured days, for the projection."""
+    daily = figures.daily
+    if o.sla is SlaKind.deflection:
+        return _sum_pairs(_deflection_parts(daily.get(d, {}), sla.deflection_exclusions) for d in recent_days)
+    if o.sla is SlaKind.csat:
+        return _sum_pairs(
+            (
+                sum(r["satisfied"] for r in daily.get(d, {}).values()),
+                sum(r["rated"] for r in daily.get(d, {}).values()),
+            )
+            for d in recent_days
+        )
+    return _sum_pairs(
+        (
+            figures.within_by_day.get((o.channel, o.first_response_seconds, d), 0),
+            figures.opened_by_day.get((d, o.channel), 0),
+        )
+        for d in recent_days
+    )
+
+
+def _sla_rows(
+    outcomes: Sequence[SlaOutcome], figures: Any, sla: SlaTerms, credits: Any, *, period: Period, today: date,
+    currency: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per SLA: target, actual, outcome, tracking status (projected on the last 7 measured
+    days up to today) and credit."""
+    measured = sorted(figures.daily.keys() | {k[0] for k in figures.opened_by_day})
+    recent_days = [d for d in measured if d <= today][-RECENT_DAYS:]
+    rows = []
+    for o in outcomes:
+        recent = _recent(figures, sla, o, recent_days)
+        track = tracking_status(o, period=period, today=today, recent=recent, min_sample=sla.csat_min_sample)
+        credit = credits.credit_for(o.key) if credits else None
+        rows.append(
+            {
+                "sla": o.key,
+                "kind": str(o.sla),
+                "channel": o.channel,
+                "first_response_seconds": o.first_response_seconds,
+                "business_hours": next(
+                    (t.business_hours for t in sla.response_targets if t.channel == o.channel), False
+                )
+                if o.sla is SlaKind.response
+                else None,
+                "target": rate_str(o.target),
+                "actual": rate_str(o.actual),
+                "numerator": o.numerator,
+                "denominator": o.denominator,
+                "outcome": str(o.status),
+                "met": None if o.status in (OutcomeStatus.no_data, OutcomeStatus.insufficient_sample) else not o.missed,
+                "status": track.status,
+                "projected": rate_str(track.projected),
+                "credit": {
+                    "percent": rate_str(credit.percent, 4) if credit else "0.0000",
+                    "amount": credit.amount_str(currency) if credit else money_str(Decimal(0), currency),
+                },
+            }
+        )
+    return rows
+
+
+def _daily_rows(figures: Any, sla: SlaTerms, period: Period, skip: frozenset[date]) -> list[dict[str, Any]]:
+    """The month's trend, one row per local day."""
+    days = []
+    for i in range(period.days):
+        day = period.first + timedelta(days=i)
+        rows = figures.daily.get(day, {})
+        ai, den = _deflection_parts(rows, sla.deflection_exclusions)
+        sat, rated = sum(r["satisfied"] for r in rows.values()), sum(r["rated"] for r in rows.values())
+        days.append(
+            {
+                "day": day.isoformat(),
+                "excluded": day in skip,
+                "resolved": sum(r["ai_resolved"] + r["human_resolved"] for r in rows.values()),
+                "deflection": rate_str(_frac(ai, den)),
+                "csat": rate_str(_frac(sat, rated)),
+                "response": {
+                    t.channel: rate_str(
+                        _frac(
+                            figures.within_by_day.get((t.channel, t.first_response_seconds, day), 0),
+                            figures.opened_by_day.get((day, t.channel), 0),
+                        )
+                    )
+                    for t in sla.response_targets
+                },
+            }
+        )
+    return days
 
 
 def _sum_pairs(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:

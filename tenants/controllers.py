@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Annotated, Any
 
@@ -282,7 +283,6 @@ async def _form_action(
 async def contract_form(
     request: Request, session: AsyncSession, principal: Principal, slug: str, data: Annotated[dict[str, str], FORM]
 ) -> Template | Redirect:
-    import json
 
     form = _nest(data)
     terms = form.pop("terms_json", None)

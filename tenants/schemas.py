@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from control_plane.auth import ApiScope
+from tenants.catalogue import INTEGRATION_KINDS
 from tenants.contracts import (
     DEFAULT_CSAT_MIN_SAMPLE,
     DEFAULT_DEFLECTION_EXCLUSIONS,
@@ -321,7 +323,6 @@ class IntegrationCreate(Input):
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        from tenants.catalogue import INTEGRATION_KINDS
 
         if v not in INTEGRATION_KINDS:
             raise ValueError(f"{v!r} is not a known integration ({', '.join(sorted(INTEGRATION_KINDS))})")
@@ -340,7 +341,6 @@ class ApiKeyCreate(Input):
     @field_validator("scopes")
     @classmethod
     def _scopes(cls, v: list[str]) -> list[str]:
-        from control_plane.auth import ApiScope
 
         known = {s.value for s in ApiScope}
         bad = [s for s in v if s not in known]

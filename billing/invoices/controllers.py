@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from control_plane.database import utcnow
 from control_plane.errors import NotFound, problem
 from control_plane.settings import Settings
 from tenants.models import Tenant
+from tenants.service import find_tenant
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 READ = policy(roles=EVERYONE, scopes=(ApiScope.invoices_read,))
@@ -138,7 +140,6 @@ async def read_invoice(session: AsyncSession, principal: Principal, ref: str) ->
 
 
 def _view(body: dict[str, Any]) -> dict[str, Any]:
-    from decimal import Decimal
 
     cur = body["currency"]
 
@@ -185,7 +186,6 @@ async def provider_webhook(
 # --- pages ------------------------------------------------------------------------------------
 @get("/tenants/{slug:str}/invoices", opt=policy(roles=EVERYONE), include_in_schema=False)
 async def invoices_page(session: AsyncSession, principal: Principal, slug: str) -> Template:
-    from tenants.service import find_tenant
 
     tenant = await find_tenant(session, principal, slug)
     rows = [invoice_json(inv, s) for inv, s in await service.list_invoices(session, principal, slug=slug)]
@@ -197,7 +197,6 @@ async def invoices_page(session: AsyncSession, principal: Principal, slug: str) 
 
 
 def _dec(value: str):
-    from decimal import Decimal
 
     return Decimal(value)
 

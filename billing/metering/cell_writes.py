@@ -255,6 +255,8 @@ def _versions(
     return accepted, updated, duplicates
 
 
+# Long on purpose (most of it the docstring): one cell transaction's steps in the order that makes
+# concurrent batches exact; split apart, the order of the lock, the probe and the writes would hide.
 async def write_to_cell(
     cell: AsyncSession,
     ctx: TenantContext,

@@ -226,7 +226,21 @@ async def load_figures(
     out = PeriodFigures()
     month = (ROLLUP.c.tenant_id == tenant_id, ROLLUP.c.day >= period.first, ROLLUP.c.day < period.end)
 
-    # 1. resolved, whole month, day x intent x resolution
+    await _resolved_month(session, out, month, skip)
+    if ranges and detail:
+        await _breakdowns(session, out, month, ranges)
+    await _opened_month(session, out, month, skip)
+    await _within_limits(session, out, tenant_id, period, skip, targets)
+    # 5. the exact calendar first-response distribution over measured days (report only)
+    if detail:
+        out.frt_distribution = await response_rollups.distribution(
+            session, tenant_id, clock=response_rollups.CALENDAR, ranges=ranges
+        )
+    return out
+
+
+async def _resolved_month(session: AsyncSession, out: PeriodFigures, month: tuple, skip: frozenset[date]) -> None:
+    """1. ``resolved`` rows of the whole month by day x intent x resolution (skipped days: usage only)."""
     c = ROLLUP.c
     stmt = (
         sa.select(
@@ -263,22 +277,29 @@ async def load_figures(
             hist[i] += int(n or 0)
     out.usage = (ai_all, human_all)
 
-    # 2. resolved, measured days, language x channel x resolution: the two breakdowns (report only)
-    if ranges and detail:
-        stmt = (
-            sa.select(c.language, c.channel, c.resolution, *_sums("contacts", "rated", "csat_good"))
-            .where(*month, c.basis == "resolved", c.resolution.in_(RESOLVED), _in_ranges(c.day, ranges))
-            .group_by(c.language, c.channel, c.resolution)
-        )
-        for language, channel, resolution, contacts, rated, good in await session.execute(stmt):
-            if not contacts:
-                continue
-            for acc in (out.languages.setdefault(language, _zero()), out.channels.setdefault(channel, _zero())):
-                acc[resolution] += int(contacts)
-                acc["rated"] += int(rated or 0)
-                acc["satisfied"] += int(good or 0)
 
-    # 3. opened, whole month, day x channel
+async def _breakdowns(
+    session: AsyncSession, out: PeriodFigures, month: tuple, ranges: Sequence[tuple[date, date]]
+) -> None:
+    """2. ``resolved`` rows of the measured days by language x channel x resolution: the breakdowns."""
+    c = ROLLUP.c
+    stmt = (
+        sa.select(c.language, c.channel, c.resolution, *_sums("contacts", "rated", "csat_good"))
+        .where(*month, c.basis == "resolved", c.resolution.in_(RESOLVED), _in_ranges(c.day, ranges))
+        .group_by(c.language, c.channel, c.resolution)
+    )
+    for language, channel, resolution, contacts, rated, good in await session.execute(stmt):
+        if not contacts:
+            continue
+        for acc in (out.languages.setdefault(language, _zero()), out.channels.setdefault(channel, _zero())):
+            acc[resolution] += int(contacts)
+            acc["rated"] += int(rated or 0)
+            acc["satisfied"] += int(good or 0)
+
+
+async def _opened_month(session: AsyncSession, out: PeriodFigures, month: tuple, skip: frozenset[date]) -> None:
+    """3. ``opened`` rows of the whole month by day x channel."""
+    c = ROLLUP.c
     stmt = (
         sa.select(c.day, c.channel, sa.func.sum(c.contacts))
         .where(*month, c.basis == "opened")
@@ -288,8 +309,17 @@ async def load_figures(
         if contacts and day not in skip:
             out.opened_by_day[(day, channel)] = int(contacts)
 
-    # 4. first responses within each target's limit, by measured day: one SELECT per target in one
-    # UNION ALL, each a seek per (day, channel) on the primary key up to the limit (no month scan)
+
+async def _within_limits(
+    session: AsyncSession,
+    out: PeriodFigures,
+    tenant_id: uuid.UUID,
+    period: Period,
+    skip: frozenset[date],
+    targets: Sequence[tuple[Target, str]],
+) -> None:
+    """4. First responses within each target's limit, by measured day: one SELECT per target in one
+    UNION ALL, each a seek per (day, channel) on the primary key up to the limit (no month scan)."""
     f = FRT.c
     days = [d for d in _days(period) if d not in skip]
     if targets and days:
@@ -314,13 +344,6 @@ async def load_figures(
             for day, n in found.get(i, ()):
                 if n:
                     out.within_by_day[(t.channel, t.first_response_seconds, day)] = int(n)
-
-    # 5. the exact calendar first-response distribution over measured days (report only)
-    if detail:
-        out.frt_distribution = await response_rollups.distribution(
-            session, tenant_id, clock=response_rollups.CALENDAR, ranges=ranges
-        )
-    return out
 
 
 async def rollup_marker(session: AsyncSession, tenant_id: uuid.UUID) -> tuple:
