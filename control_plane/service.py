@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import plugins
 from control_plane.actors import SYSTEM, Actor
+from control_plane.audit import append_audit_entry
 from control_plane.auth import MERCHANT_ROLES, Principal, Role, hash_secret, new_expiry, new_secret
 from control_plane.database import Databases, utcnow
 from control_plane.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -209,8 +210,3 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
     finally:
         await dbs.dispose()
     return changed, retired
-
-
-async def append_audit_entry(session: AsyncSession, **entry: Any) -> Any:
-    """The audit log's append, as the compliance domain provides it (`control_plane.plugins`)."""
-    return await plugins.audit_log()(session, **entry)

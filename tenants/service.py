@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from compliance.service import Actor, append_audit_entry
+from control_plane.actors import Actor
+from control_plane.audit import append_audit_entry
 from control_plane.auth import Principal, hash_secret, new_secret
 from control_plane.database import utcnow
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
