@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import rollups
 from billing.metering.models import Contact, RollupDelta
-from billing.metering.schemas import RESOLVED, ContactIn
+from billing.metering.schemas import FIELDS, RESOLVED, ContactIn
 from tenants.calendar import BusinessCalendar
 
 CONTACTS = Contact.__table__
@@ -38,19 +38,7 @@ _EXISTING = sa.select(
 # The columns ingest writes, in the order of `_values` (and of the COPY on PostgreSQL).
 COLUMNS: tuple[str, ...] = (
     "tenant_id",
-    "external_id",
-    "channel",
-    "language",
-    "market",
-    "intent",
-    "opened_at",
-    "first_response_at",
-    "handoff_at",
-    "resolved_at",
-    "resolution",
-    "csat",
-    "customer_hash",
-    "updated_at",
+    *("customer_hash" if f == "customer_ref" else f for f in FIELDS),  # the reference is stored hashed
     "received_at",
     "reopens",
     "first_resolved_at",

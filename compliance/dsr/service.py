@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering.models import Contact, WebhookEvent
+from billing.metering.schemas import FIELDS
 from billing.metering.service import hash_customer_ref
 from compliance.dsr import deadlines
 from compliance.dsr.models import DsrPolicy, SubjectRequest
@@ -32,21 +33,9 @@ from tenants import service as tenants
 from tenants.models import Tenant
 
 ERASED = "[erased]"
-CONTACT_FIELDS = (
-    "external_id",
-    "channel",
-    "language",
-    "market",
-    "intent",
-    "opened_at",
-    "first_response_at",
-    "handoff_at",
-    "resolved_at",
-    "resolution",
-    "csat",
-    "updated_at",
-    "received_at",
-)
+# What an access request exports of each contact: its fields as sent, but the reference (stored only
+# as its HMAC), and when it was received.
+CONTACT_FIELDS = (*(f for f in FIELDS if f != "customer_ref"), "received_at")
 
 
 def tenant_today(tenant: Tenant, now: datetime) -> date:

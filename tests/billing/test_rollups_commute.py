@@ -20,26 +20,13 @@ from hypothesis import strategies as st
 from billing.metering import deltas, rollups
 from billing.metering.service import ingest_contacts
 from tests.billing.conftest import T0, cell_contacts, contact, ts
-from tests.billing.test_service import _version, rollups_of, versions
+from tests.billing.test_service import _version, rollups_of, version_lists, versions
 
 _examples = itertools.count()
 # Like `versions`, but crowded into few rollup rows (two hours, two channels), so that rows are
 # shared by several contacts, reach zero contacts with other measures left, and come back.
-crowded = st.lists(
-    st.fixed_dictionaries(
-        {
-            "n": st.integers(0, 5),
-            "version": st.integers(0, 6),
-            "resolution": st.sampled_from(["open", "ai_resolved", "human_resolved", "abandoned"]),
-            "channel": st.sampled_from(["chat", "email"]),
-            "hour": st.integers(0, 1),
-            "csat": st.none() | st.integers(1, 5),
-            "frt": st.none() | st.sampled_from([10, 45, 700]),
-            "market": st.sampled_from(["DE", "DE", "CN"]),
-        }
-    ),
-    min_size=1,
-    max_size=30,
+crowded = version_lists(
+    contacts=5, hours=st.integers(0, 1), frt=st.sampled_from([10, 45, 700]), markets=("DE", "DE", "CN")
 )
 
 

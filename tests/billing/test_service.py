@@ -328,22 +328,28 @@ class TestRollupDays:
         assert [(r["day"], r["resolution"], r["contacts"]) for r in rows] == [(date(2026, 10, 17), "human_resolved", 1)]
 
 
-versions = st.lists(
-    st.fixed_dictionaries(
-        {
-            "n": st.integers(0, 4),
-            "version": st.integers(0, 6),
-            "resolution": st.sampled_from(["open", "ai_resolved", "human_resolved", "abandoned"]),
-            "channel": st.sampled_from(["chat", "email"]),
-            "hour": st.integers(0, 47),
-            "csat": st.none() | st.integers(1, 5),
-            "frt": st.none() | st.integers(0, 90_000),
-            "market": st.sampled_from(["DE", "CN"]),
-        }
-    ),
-    min_size=1,
-    max_size=30,
-)
+def version_lists(*, contacts=4, hours=st.integers(0, 47), frt=st.integers(0, 90_000), markets=("DE", "CN")):
+    """Lists of contact versions (`_version` turns one into a body): several versions of a few
+    contacts, each in any class, hour, rating, response time and market."""
+    return st.lists(
+        st.fixed_dictionaries(
+            {
+                "n": st.integers(0, contacts),
+                "version": st.integers(0, 6),
+                "resolution": st.sampled_from(["open", "ai_resolved", "human_resolved", "abandoned"]),
+                "channel": st.sampled_from(["chat", "email"]),
+                "hour": hours,
+                "csat": st.none() | st.integers(1, 5),
+                "frt": st.none() | frt,
+                "market": st.sampled_from(markets),
+            }
+        ),
+        min_size=1,
+        max_size=30,
+    )
+
+
+versions = version_lists()
 
 
 def _version(prefix: str, v: dict[str, Any]) -> dict[str, Any]:
