@@ -105,7 +105,7 @@ class TestDeltasApplyInAnyOrder:
         assert stored == await rollups.recount(dbs, t.id, t.timezone)
         assert all(x >= 0 for vector in stored.values() for x in vector)
 
-    async def test_apply_pending_settles_a_tenants_deltas_oldest_first_and_only_once(self, dbs, keyring, ingest_tenant):
+    async def test_apply_pending_settles_a_tenants_deltas_exactly_once(self, dbs, keyring, ingest_tenant):
         t = await ingest_tenant()
         batches = [
             [contact(f"s{i}", csat=1 + v, updated_at=ts(T0 + timedelta(minutes=10 + v))) for i in range(5)]

@@ -20,6 +20,9 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
+from billing.metering.deltas import oldest_pending
+from control_plane.app import create_app
+from control_plane.database import Databases
 from tests.conftest import BACKENDS, _pg_admin_dsn
 from tests.faults.harness import T0, Senders, Server, bpoctl, stored_contacts, ts, versioned_batches, wait_for, world
 
@@ -39,18 +42,16 @@ def _newest_stored(settings, tenant_id) -> None:
 
 
 def _no_pending(settings) -> bool:
-    from control_plane.database import Databases
+    """No cell holds a rollup delta any more."""
 
-    async def count() -> int:
+    async def none_pending() -> bool:
         db = Databases(settings.database)
         try:
-            from billing.metering.deltas import oldest_pending
-
             return await oldest_pending(db) is None
         finally:
             await db.dispose()
 
-    return asyncio.run(count())
+    return asyncio.run(none_pending())
 
 
 def _rollups_match(w) -> None:
@@ -216,9 +217,6 @@ class TestReadOnlySqlite:
         subprocess.run(["chattr", flag, *files], check=True)
 
     async def _fault_and_heal(self, w, files: list[str]) -> None:
-        from control_plane.app import create_app
-        from control_plane.database import Databases
-
         db = Databases(w.settings.database)
         app = create_app(w.settings, db=db)
         key = {"Authorization": f"Bearer {w.api_key}"}
