@@ -10,7 +10,8 @@ from billing.metering.cli import rollups_group, webhooks_group
 from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
 from billing.providers.handlers import FACTORIES as PAYMENT_HANDLERS
-from control_plane.plugins import Domain
+from control_plane.auth import EVERYONE, ONBOARDING
+from control_plane.plugins import Domain, NavLink
 
 DOMAIN = Domain(
     "billing",
@@ -25,4 +26,9 @@ DOMAIN = Domain(
     readiness=[rollups_ready],
     on_start=[jobs.settle_at_start],
     demo_seeders=[seed_demo_billing],
+    nav=[NavLink("drafts", "Drafts", "/billing/drafts", frozenset(ONBOARDING), order=20)],
+    tenant_tabs=[
+        NavLink("usage", "Usage", "/tenants/{slug}/usage", frozenset(EVERYONE), order=20),
+        NavLink("invoices", "Invoices", "/tenants/{slug}/invoices", frozenset(EVERYONE), order=40),
+    ],
 )

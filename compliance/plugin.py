@@ -7,7 +7,10 @@ from compliance import checkpoints, jobs
 from compliance.cli import audit
 from compliance.controllers import ROUTES
 from compliance.service import append_audit_entry
-from control_plane.plugins import Domain
+from control_plane.auth import STAFF, Role
+from control_plane.plugins import Domain, NavLink
+
+OFFICERS = frozenset({Role.compliance_officer, Role.platform_admin})
 
 DOMAIN = Domain(
     "compliance",
@@ -18,4 +21,12 @@ DOMAIN = Domain(
     resealers=[checkpoints.reseal_signing_keys],
     key_ids_in_use=[checkpoints.signing_key_ids_in_use],
     key_rotation=[checkpoints.rotate_signing],
+    nav=[
+        NavLink("compliance", "Compliance", "/compliance", OFFICERS, order=40),
+        NavLink("audit", "Audit log", "/compliance/audit", OFFICERS, order=50),
+    ],
+    tenant_tabs=[
+        NavLink("audit", "Audit", "/tenants/{slug}/audit", frozenset({*STAFF, Role.merchant_admin}), order=50),
+        NavLink("privacy", "Privacy", "/tenants/{slug}/privacy", frozenset({*STAFF, Role.merchant_admin}), order=60),
+    ],
 )

@@ -27,6 +27,7 @@ from control_plane.database import Databases
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.keyring import KeyRing
 from control_plane.logging import RequestIdMiddleware, configure_logging
+from control_plane.navigation import TEMPLATE_CALLABLES
 from control_plane.periodic import JobContext
 from control_plane.plugins import domains
 from control_plane.scheduler import Leader, build_scheduler
@@ -63,6 +64,11 @@ async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
         raise
     finally:
         await session.close()
+
+
+def _register_template_callables(engine: JinjaTemplateEngine) -> None:
+    for name, fn in TEMPLATE_CALLABLES.items():
+        engine.register_template_callable(name, fn)
 
 
 def provide_principal(request: Request) -> Principal | None:
@@ -118,6 +124,11 @@ def create_app(
     static = create_static_files_router(
         path="/static", directories=[ROOT / "control_plane" / "static"], opt={"public": True}, include_in_schema=False
     )
+    templates = TemplateConfig(
+        directory=[d for d in TEMPLATE_DIRS if d.exists()],
+        engine=JinjaTemplateEngine,
+        engine_callback=_register_template_callables,
+    )
     app = Litestar(
         route_handlers=[
             *cp.ROUTES,
@@ -141,7 +152,7 @@ def create_app(
             cookie_secure=settings.secure_cookies,
         ),
         exception_handlers=EXCEPTION_HANDLERS,
-        template_config=TemplateConfig(directory=[d for d in TEMPLATE_DIRS if d.exists()], engine=JinjaTemplateEngine),
+        template_config=templates,
         openapi_config=OpenAPIConfig(
             title="BPO Control Plane", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
         ),

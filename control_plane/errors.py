@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import psycopg
 import structlog
@@ -10,7 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.exceptions import NotFoundException as LitestarNotFound
 from litestar.exceptions import ValidationException as LitestarValidation
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 from sqlalchemy import exc as sa_exc
 
 
@@ -73,6 +74,21 @@ class Unauthenticated(DomainError):
     code = "unauthenticated"
 
 
+class TooManyRequests(DomainError):
+    """Too many attempts: refused until ``retry_after`` seconds have passed (sent as ``Retry-After``)."""
+
+    status_code = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+    def body(self) -> dict:
+        return super().body() | {"retry_after": self.retry_after}
+
+
 class FieldCollector:
     """Collects field errors so that one answer names every bad field."""
 
@@ -90,17 +106,50 @@ class FieldCollector:
             raise InvalidInput(self.errors)
 
 
-def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/schema")) and "text/html" in request.headers.get("accept", "")
+def wants_html(request: Request) -> bool:
+    """Content negotiation: a browser (``Accept`` prefers ``text/html`` to JSON) gets an HTML page;
+    API clients, and clients that accept anything, get problem JSON."""
+    if request.url.path.startswith("/schema"):
+        return False
+    return request.accept.best_match(["application/json", "text/html"], default="application/json") == "text/html"
 
 
-def problem(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+TITLES = {
+    400: "This request is not valid",
+    401: "Please sign in",
+    403: "You may not do this",
+    404: "Not found",
+    405: "Not allowed here",
+    409: "This conflicts with the current state",
+    422: "Some fields are not valid",
+    429: "Too many attempts",
+    500: "Something went wrong",
+    503: "Unavailable for a moment",
+}
+
+
+def problem(status: int, body: dict, headers: dict[str, str] | None = None, request: Request | None = None) -> Response:
+    """Problem JSON, or for a browser the same facts as an HTML page (``error.html``)."""
+    if request is not None and wants_html(request):
+        return Template(
+            "error.html",
+            status_code=status,
+            headers=headers,
+            context={
+                "status": status,
+                "title": TITLES.get(status, "Error"),
+                "detail": body.get("detail", ""),
+                "errors": body.get("errors") or [],
+                "request_id": body.get("request_id"),
+            },
+        )
     return Response(content=body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
 def domain_error_handler(request: Request, exc: DomainError) -> Response:
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code == 503 else None
-    return problem(exc.status_code, exc.body() | {"request_id": request.scope.get("request_id")}, headers)
+    headers = getattr(exc, "headers", None) or headers
+    return problem(exc.status_code, exc.body() | {"request_id": request.scope.get("request_id")}, headers, request)
 
 
 def validation_error_handler(request: Request, exc: LitestarValidation) -> Response:
@@ -121,12 +170,15 @@ def validation_error_handler(request: Request, exc: LitestarValidation) -> Respo
             "errors": errors,
             "request_id": request.scope.get("request_id"),
         },
+        request=request,
     )
 
 
 def http_error_handler(request: Request, exc: HTTPException) -> Response:
-    if _wants_html(request) and isinstance(exc, NotAuthorizedException):
-        return Redirect(path=f"/login?next={request.url.path}")
+    # A page sends a browser to sign in and back; an API path answers 401 (HTML or JSON) and never moves.
+    if isinstance(exc, NotAuthorizedException) and wants_html(request) and not request.url.path.startswith("/api/"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(path=f"/login?{urlencode({'next': target}, safe='/')}")
     code = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, "error"
     )
@@ -134,6 +186,7 @@ def http_error_handler(request: Request, exc: HTTPException) -> Response:
         exc.status_code,
         {"status": exc.status_code, "code": code, "detail": exc.detail, "request_id": request.scope.get("request_id")},
         headers=exc.headers,
+        request=request,
     )
 
 
@@ -149,6 +202,7 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
             "detail": "Something went wrong on our side",
             "request_id": request.scope.get("request_id"),
         },
+        request=request,
     )
 
 
@@ -185,6 +239,7 @@ def database_fault_handler(request: Request, exc: Exception) -> Response:
             "request_id": request.scope.get("request_id"),
         },
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        request=request,
     )
 
 
@@ -210,5 +265,6 @@ __all__ = [
     "LitestarNotFound",
     "NotFound",
     "PermissionDeniedException",
+    "TooManyRequests",
     "Unauthenticated",
 ]

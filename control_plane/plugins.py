@@ -31,6 +31,19 @@ ReadinessCheck = Callable[[State], Awaitable[tuple[str, str]]]
 HandlerFactory = Callable[[JobContext], Any]  # ctx -> async handler(payload, idempotency_key)
 
 
+@dataclass(frozen=True)
+class NavLink:
+    """A page in the navigation: in the header (``Domain.nav``) or a tenant's tabs (``Domain.tenant_tabs``,
+    where ``{slug}`` in ``href`` names the tenant). ``roles``: who sees the link (the page's own guard
+    decides who may open it); ``order`` places it among every domain's links."""
+
+    key: str
+    label: str
+    href: str
+    roles: frozenset[str]
+    order: int = 50
+
+
 @dataclass(frozen=True, eq=False)  # hashed by identity: Litestar keeps plugins in a set
 class Domain(InitPluginProtocol):
     name: str
@@ -52,6 +65,8 @@ class Domain(InitPluginProtocol):
     key_ids_in_use: Sequence[Callable[[Any], Awaitable[set[str]]]] = ()
     key_rotation: Sequence[Callable[[Any, Any], Awaitable[dict[str, Any]]]] = ()
     demo_seeders: Sequence[Callable[[Any], Awaitable[None]]] = ()  # in domain order, given the DemoContext
+    nav: Sequence[NavLink] = ()  # header links
+    tenant_tabs: Sequence[NavLink] = ()  # the tabs of a tenant's pages
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(self.routes)
@@ -99,3 +114,14 @@ def credential_resolver(secret_prefix: str) -> Callable[..., Awaitable[tuple[Any
             if secret_prefix.startswith(start):
                 return resolve
     return None
+
+
+def nav_links(role: str, extra: Sequence[NavLink] = ()) -> list[NavLink]:
+    """The header links ``role`` sees, in order (``extra``: the kernel's own)."""
+    links = [*extra, *(n for d in domains() for n in d.nav)]
+    return sorted((n for n in links if role in n.roles), key=lambda n: n.order)
+
+
+def tenant_tabs(role: str, extra: Sequence[NavLink] = ()) -> list[NavLink]:
+    links = [*extra, *(n for d in domains() for n in d.tenant_tabs)]
+    return sorted((n for n in links if role in n.roles), key=lambda n: n.order)

@@ -3,7 +3,8 @@ outbox handler."""
 
 from __future__ import annotations
 
-from control_plane.plugins import Domain
+from control_plane.auth import EVERYONE, ONBOARDING, STAFF, Role
+from control_plane.plugins import Domain, NavLink
 from sla import jobs
 from sla.configuration import reseal_webhook_secrets, webhook_key_ids_in_use
 from sla.controllers import ROUTES
@@ -17,4 +18,9 @@ DOMAIN = Domain(
     outbox_handlers={ALERT_KIND: alert_webhook_handler},
     resealers=[reseal_webhook_secrets],
     key_ids_in_use=[webhook_key_ids_in_use],
+    nav=[NavLink("sla_alerts", "SLA alerts", "/sla/alerts", frozenset(ONBOARDING), order=30)],
+    tenant_tabs=[
+        NavLink("sla", "SLA", "/tenants/{slug}/sla", frozenset(EVERYONE), order=30),
+        NavLink("settings", "Settings", "/tenants/{slug}/settings", frozenset({*STAFF, Role.merchant_admin}), order=70),
+    ],
 )

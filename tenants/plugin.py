@@ -3,7 +3,8 @@ the tenant directory and API-key credentials the kernel asks for, its re-sealer 
 
 from __future__ import annotations
 
-from control_plane.plugins import Domain
+from control_plane.auth import EVERYONE, STAFF
+from control_plane.plugins import Domain, NavLink
 from tenants.controllers import ROUTES
 from tenants.demo import seed_demo_tenants
 from tenants.directory import TenantDirectory, api_key_principal
@@ -17,4 +18,6 @@ DOMAIN = Domain(
     resealers=[reencrypt_secrets],
     key_ids_in_use=[key_ids_in_use],
     demo_seeders=[seed_demo_tenants],
+    nav=[NavLink("tenants", "Tenants", "/tenants", frozenset(STAFF), order=10)],
+    tenant_tabs=[NavLink("overview", "Overview", "/tenants/{slug}", frozenset(EVERYONE), order=10)],
 )

@@ -16,7 +16,6 @@ from compliance.verify import verify_file
 from control_plane import service
 from control_plane.auth import Principal
 from control_plane.database import utcnow
-from tests.browser.test_onboarding import chromium, live, page, provider  # noqa: F401  (shared fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -34,12 +33,12 @@ async def sign_in(tab: Page, app, idp, email: str, next_path: str) -> None:
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 async def test_a_compliance_officer_uses_the_pages_and_a_merchant_cannot(
     settings,
-    live,  # noqa: F811
-    provider,  # noqa: F811
+    live,
+    provider,
     dbs,
     keyring,
-    page,  # noqa: F811
-    chromium: Browser,  # noqa: F811
+    page,
+    chromium: Browser,
     output_dir,
     tmp_path,
 ):

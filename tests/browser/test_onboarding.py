@@ -8,51 +8,18 @@ a person would; the last page is saved as ``test-output/onboarding.png``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import sqlalchemy as sa
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from compliance.service import SystemActor
 from control_plane import service
 from tenants.models import Integration, Tenant
-from tests.live import LiveApp, Provider, oidc_provider, serve_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CREDENTIAL = "shpat_browser_" + uuid.uuid4().hex
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[Provider]:
-    with oidc_provider() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def live(settings, provider: Provider) -> Iterator[LiveApp]:
-    with serve_app(settings, provider) as app:
-        yield app
-
-
-@pytest.fixture(scope="module")
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture
-async def page(chromium: Browser) -> AsyncIterator[Page]:
-    context = await chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    await context.close()
 
 
 async def error_beside(page: Page, field_id: str) -> str:

@@ -21,7 +21,6 @@ from control_plane.auth import Principal
 from control_plane.database import utcnow
 from tenants.demo import CONTRACT
 from tests.browser.test_compliance import sign_in
-from tests.browser.test_onboarding import chromium, live, page, provider  # noqa: F401  (shared fixtures)
 from tests.sla.conftest import contact
 
 pytestmark = pytest.mark.browser
@@ -78,12 +77,12 @@ def _last_month_contacts() -> tuple[str, list[dict]]:
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 async def test_a_merchant_sees_its_sla_page_equal_to_the_api_and_not_another_tenants(
     settings,
-    live,  # noqa: F811
-    provider,  # noqa: F811
+    live,
+    provider,
     dbs,
     keyring,
-    page,  # noqa: F811
-    chromium: Browser,  # noqa: F811
+    page,
+    chromium: Browser,
     output_dir,
 ):
     slug, other = f"slab-{uuid.uuid4().hex[:6]}", f"slao-{uuid.uuid4().hex[:6]}"
