@@ -21,6 +21,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import account, users
 from control_plane import controllers as cp
 from control_plane.auth import AuthenticationMiddleware, Principal, authorize
 from control_plane.database import Databases
@@ -132,6 +133,8 @@ def create_app(
     app = Litestar(
         route_handlers=[
             *cp.ROUTES,
+            *users.ROUTES,
+            *account.ROUTES,
             static,
         ],
         plugins=[*domains()],  # each domain adds its routes (control_plane.plugins)

@@ -1,7 +1,10 @@
 """Who is calling and what they may do: roles, scopes, principals, and the one guard that decides.
 
-A request is authenticated by exactly one of: a browser session (staff via OIDC, or the local
-bootstrap admin), a bearer token issued by ``bpoctl token issue``, or a tenant API key. Route
+A request is authenticated by exactly one of: a browser session (server-side, see
+``control_plane.signin``), a bearer token issued by ``bpoctl token issue``, or a tenant API key.
+A merchant's session or token stops working when its tenant is offboarded; while it is suspended
+it may read (GET) but not change anything: the merchant must still see its invoices and reports to
+settle what got it suspended. Route
 handlers declare what they allow in ``opt``: ``public``, ``roles`` and, for API keys, ``scopes``.
 The guard :func:`authorize` applies it uniformly, in this order: 401 (who are you), 404 (a
 tenant-bound caller naming another tenant), 403 (what you may do).
@@ -24,10 +27,11 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import plugins
 from control_plane.database import Databases, utcnow
-from control_plane.models import BearerToken, User
+from control_plane.models import BearerToken, User, UserSession
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ ONBOARDING = (Role.platform_admin, Role.account_manager)
 STAFF = tuple(STAFF_ROLES)
 EVERYONE = (*STAFF_ROLES, *MERCHANT_ROLES)
 API_KEY_ROLE = "api_key"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LAST_USE_EVERY = timedelta(seconds=60)  # resolution of a key's or token's recorded last use
 
 
@@ -64,6 +69,7 @@ class Principal:
     tenant_slug: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     user_id: uuid.UUID | None = None
+    tenant_status: str | None = None  # of a tenant-bound user or token
 
     @property
     def actor(self) -> str:
@@ -119,10 +125,12 @@ async def _bearer_principal(session, prefix: str, digest: str, now) -> tuple[Pri
             return None, None
         if token.expires_at is not None and token.expires_at <= now:
             return None, None
-        slug = None
+        slug = status = None
         if token.tenant_id is not None:
-            slug = await plugins.tenant_directory().slug_of(session, token.tenant_id)
-        return Principal("token", prefix, token.role, token.tenant_id, slug), token
+            slug, status = await plugins.tenant_directory().slug_and_status(session, token.tenant_id)
+            if status == "offboarded":
+                return None, None
+        return Principal("token", prefix, token.role, token.tenant_id, slug, tenant_status=status), token
     resolve = plugins.credential_resolver(prefix)
     return (None, None) if resolve is None else await resolve(session, prefix, digest, now)
 
@@ -137,17 +145,38 @@ async def _record_last_use(session, row: Any, now) -> None:
         log.warning("last use of %s not recorded: %s", row.prefix, type(exc).__name__)
 
 
-async def principal_for_user(db: Databases, user_id: str) -> Principal | None:
-    try:
-        uid = uuid.UUID(user_id)
-    except (ValueError, TypeError):
+SEEN_EVERY = timedelta(seconds=60)  # resolution of a session's recorded last activity
+
+
+async def session_principal(session: AsyncSession, token: str, now: datetime | None = None) -> Principal | None:
+    """The principal of a live session; ``None`` when unknown, ended, expired, or its user inactive."""
+    now = now or utcnow()
+    row = (
+        await session.execute(
+            sa.select(UserSession, User)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.token_hash == hash_secret(token))
+        )
+    ).first()
+    if row is None:
         return None
-    async with db.control_session() as session:
-        user = await session.get(User, uid)
-        if user is None or not user.active:
-            return None
-        slug = None if user.tenant_id is None else await plugins.tenant_directory().slug_of(session, user.tenant_id)
-    return Principal("user", user.email, user.role, user.tenant_id, slug, user_id=user.id)
+    live, user = row
+    if live.ended_at is not None or live.expires_at <= now or not user.active:
+        return None
+    if now - live.last_seen_at >= SEEN_EVERY:
+        live.last_seen_at = now
+    slug = status = None
+    if user.tenant_id is not None:
+        slug, status = await plugins.tenant_directory().slug_and_status(session, user.tenant_id)
+    return Principal("user", user.email, user.role, user.tenant_id, slug, user_id=user.id, tenant_status=status)
+
+
+async def principal_for_session(db: Databases, token: str) -> Principal | None:
+    async with db.control_transaction() as session:
+        principal = await session_principal(session, token)
+    if principal is None or principal.tenant_status == "offboarded":
+        return None
+    return principal
 
 
 class AuthenticationMiddleware:
@@ -176,12 +205,12 @@ class AuthenticationMiddleware:
                 return None
             return await authenticate_bearer(db, credential.strip())
         session = scope.get("session") or {}
-        user_id = session.get("user_id") if isinstance(session, dict) else None
-        if not user_id:
+        sid = session.get("sid") if isinstance(session, dict) else None
+        if not sid or not isinstance(sid, str):
             return None
-        if scope["path"].startswith("/api/") and scope.get("method", "GET") not in {"GET", "HEAD", "OPTIONS"}:
+        if scope["path"].startswith("/api/") and scope.get("method", "GET") not in SAFE_METHODS:
             return None
-        return await principal_for_user(db, user_id)
+        return await principal_for_session(db, sid)
 
 
 def route_policy(handler: BaseRouteHandler) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
@@ -200,6 +229,8 @@ def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     slug = connection.path_params.get("slug")
     if slug is not None and principal.tenant_bound and slug != principal.tenant_slug:
         raise NotFoundException(f"no tenant {slug!r}")
+    if principal.tenant_status == "suspended" and connection.scope.get("method", "GET") not in SAFE_METHODS:
+        raise PermissionDeniedException(f"tenant {principal.tenant_slug} is suspended: its users may read, not change")
     if principal.kind == "api_key":
         if not scopes or not principal.scopes.intersection(scopes):
             raise PermissionDeniedException(

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
@@ -15,13 +16,14 @@ from control_plane.app import create_app
 from control_plane.database import Databases
 from control_plane.demo import seed_demo
 from control_plane.errors import DomainError
+from control_plane.identity import IssuedLink, invite_user
 from control_plane.keyring import KeyRing
 from control_plane.logging import configure_logging
 from control_plane.migrate import check_all, upgrade_all
 from control_plane.periodic import JobContext
 from control_plane.plugins import domains
 from control_plane.scheduler import Leader, build_scheduler
-from control_plane.service import create_user, issue_token, rotate_keys
+from control_plane.service import issue_token, list_tokens, revoke_token, rotate_keys
 from control_plane.settings import load_settings
 
 
@@ -158,12 +160,40 @@ def token_issue(role: str, tenant: str | None, label: str, days: int) -> None:
         finally:
             await dbs.dispose()
 
-    try:
-        click.echo(_run(go()))
-    except DomainError as exc:
-        detail = "; ".join(f"{e.field}: {e.message}" for e in getattr(exc, "errors", [])) or exc.message
-        click.echo(f"error: {detail}", err=True)
-        sys.exit(2)
+    click.echo(_cli_errors(go))
+
+
+@token.command("list")
+def token_list() -> None:
+    """Every bearer token: id, prefix, role, tenant, label, state."""
+
+    async def go() -> list:
+        dbs = Databases(load_settings().database)
+        try:
+            async with dbs.control_session() as session:
+                return await list_tokens(session)
+        finally:
+            await dbs.dispose()
+
+    for t, slug in _run(go()):
+        state = "revoked" if t.revoked_at else "active"
+        click.echo(f"{t.id}  {t.prefix}  {t.role}  {slug or '-'}  {t.label}  {state}")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    """Revoke a bearer token by its id (``bpoctl token list``); it stops working at once."""
+
+    async def go() -> str:
+        dbs = Databases(load_settings().database)
+        try:
+            async with dbs.control_transaction() as session:
+                return (await revoke_token(session, SystemActor("cli"), token_id)).prefix
+        finally:
+            await dbs.dispose()
+
+    click.echo(f"revoked {_cli_errors(go)}")
 
 
 @main.group()
@@ -191,19 +221,34 @@ def users() -> None:
 @click.option("--email", required=True)
 @click.option("--role", required=True)
 @click.option("--tenant", default=None)
-def users_create(email: str, role: str, tenant: str | None) -> None:
-    """Invite a user (staff sign in through OIDC with this e-mail)."""
+@click.option("--name", default="")
+def users_create(email: str, role: str, tenant: str | None, name: str) -> None:
+    """Invite a user; the last line printed is the one-time invitation link (valid 72 hours)."""
 
-    async def go() -> None:
-        dbs = Databases(load_settings().database)
+    async def go() -> IssuedLink:
+        settings = load_settings()
+        dbs = Databases(settings.database)
         try:
             async with dbs.control_transaction() as session:
-                await create_user(session, SystemActor("cli"), {"email": email, "role": role, "tenant": tenant})
+                body = {"email": email, "role": role, "tenant": tenant, "name": name}
+                _, link = await invite_user(session, SystemActor("cli"), body, public_url=settings.public_url)
+            return link
         finally:
             await dbs.dispose()
 
-    _run(go())
-    click.echo(f"created {email} ({role})")
+    link = _cli_errors(go)
+    click.echo(f"invited {email} ({role}); the link works once, until {link.expires_at:%Y-%m-%d %H:%M} UTC:")
+    click.echo(link.url)
+
+
+def _cli_errors(go: Any) -> Any:
+    """Run ``go()``; a refusal is printed as ``error: field: reason`` and exits 2."""
+    try:
+        return _run(go())
+    except DomainError as exc:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in getattr(exc, "errors", [])) or exc.message
+        click.echo(f"error: {detail}", err=True)
+        sys.exit(2)
 
 
 @main.group(invoke_without_command=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
@@ -13,21 +14,25 @@ from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import service
-from control_plane.auth import EVERYONE, Principal, Role, policy
-from control_plane.errors import DomainError, Unauthenticated
+from control_plane import service, signin
+from control_plane.auth import EVERYONE, Principal, policy
+from control_plane.database import utcnow
+from control_plane.errors import DomainError, InvalidInput
+from control_plane.keyring import KeyRing
+from control_plane.models import User
 from control_plane.oidc import OIDCClient, OIDCError
 from control_plane.plugins import readiness_checks
 from control_plane.settings import Settings
 
 PUBLIC = policy(public=True)
+FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 _OAUTH_ERROR = re.compile(r"[a-z_]{1,64}")  # RFC 6749 error codes; anything else is not echoed
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only same-site paths: an open redirect after sign-in would be a phishing aid."""
-    if not target or not target.startswith("/") or target.startswith("//") or urlparse(target).netloc:
-        return "/tenants"
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or urlparse(target).netloc:
+        return "/"
     return target
 
 
@@ -61,37 +66,58 @@ async def me(principal: Principal) -> dict[str, Any]:
     }
 
 
-@post("/api/v1/users", opt=policy(roles=(Role.platform_admin,)), tags=["auth"])
-async def create_user(session: AsyncSession, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
-    user = await service.create_user(session, principal, data)
-    return {"id": str(user.id), "email": user.email, "role": user.role}
-
-
-@get("/api/v1/users", opt=policy(roles=(Role.platform_admin,)), tags=["auth"])
-async def list_users(session: AsyncSession) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": str(u.id),
-            "email": u.email,
-            "role": u.role,
-            "active": u.active,
-            "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
-        }
-        for u in await service.list_users(session)
-    ]
-
-
 # --- pages: sign-in --------------------------------------------------------------------------
 @get("/", opt=PUBLIC, include_in_schema=False)
 async def home(request: Request) -> Redirect:
-    return Redirect("/tenants" if request.scope.get("user") else "/login")
+    """Staff land on the tenant list, a merchant on its own tenant."""
+    who: Principal | None = request.scope.get("user")
+    if who is None:
+        return Redirect("/login")
+    if who.tenant_bound and who.tenant_slug:
+        return Redirect(f"/tenants/{who.tenant_slug}")
+    return Redirect("/tenants")
 
 
 @get("/login", opt=PUBLIC, include_in_schema=False)
-async def login_page(settings: Settings, next: str | None = None, error: str | None = None) -> Template:
+async def login_page(settings: Settings, next: str | None = None, email: str | None = None) -> Template:
+    return _login_page(settings, safe_next(next), email=email or "")
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _login_page(
+    settings: Settings, next_path: str, *, error: str | None = None, email: str = "", step: str = "password", **kw: Any
+) -> Template:
+    status = kw.pop("status_code", 200)
     return Template(
-        "login.html", context={"oidc": settings.oidc.enabled, "next": _safe_next(next), "error": error, "email": ""}
+        "login.html",
+        status_code=status,
+        headers=kw.pop("headers", None),
+        context={"oidc": settings.oidc.enabled, "next": next_path, "error": error, "email": email, "step": step},
     )
+
+
+async def signed_in(request: Request, session: AsyncSession, user: Any, method: str, next_path: str) -> Redirect:
+    token = await signin.start_session(
+        session, user, method=method, address=_client_address(request), user_agent=request.headers.get("user-agent", "")
+    )
+    request.set_session({"sid": token})  # a new cookie value: no session fixation
+    return Redirect(next_path)
+
+
+def _refused(settings: Settings, next_path: str, outcome: signin.SignInOutcome, email: str) -> Template:
+    if outcome.retry_after is not None:
+        return _login_page(
+            settings,
+            next_path,
+            email=email,
+            error=f"Too many failed sign-ins. Try again in {outcome.retry_after} seconds.",
+            status_code=429,
+            headers={"Retry-After": str(outcome.retry_after)},
+        )
+    return _login_page(settings, next_path, email=email, error="Email or password is wrong.", status_code=401)
 
 
 @post("/login", opt=PUBLIC, include_in_schema=False)
@@ -99,27 +125,46 @@ async def login_submit(
     request: Request,
     session: AsyncSession,
     settings: Settings,
+    keyring: KeyRing,
     data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
-) -> Any:
-    try:
-        user = await service.sign_in_with_password(session, data.get("email", ""), data.get("password", ""))
-    except Unauthenticated as exc:
-        return Template(
-            "login.html",
-            status_code=401,
-            context={
-                "oidc": settings.oidc.enabled,
-                "next": _safe_next(data.get("next")),
-                "error": exc.message,
-                "email": data.get("email", ""),
-            },
-        )
-    request.set_session({"user_id": str(user.id)})
-    return Redirect(_safe_next(data.get("next")))
+) -> Template | Redirect:
+    """Step one: e-mail and password (throttled). Step two, for users with a TOTP factor: the code."""
+    next_path = safe_next(data.get("next"))
+    pending = (request.session or {}).get("pending") if isinstance(request.session, dict) else None
+    if pending and "code" in data:
+        user = await session.get(User, uuid.UUID(pending["user"]))
+        if user is None or pending["until"] < utcnow().timestamp() or not user.totp_secret:
+            request.clear_session()
+            return _login_page(settings, next_path, error="The sign-in took too long; start again.", status_code=401)
+        secret = keyring.decrypt(user.totp_secret, totp_aad(user.id)).decode()
+        outcome = await signin.check_code(session, user, secret, data.get("code", ""), address=_client_address(request))
+        if outcome.user is None:
+            if outcome.retry_after is not None:
+                request.clear_session()
+                return _refused(settings, next_path, outcome, user.email)
+            return _login_page(settings, next_path, step="code", error="This code is not right.", status_code=401)
+        return await signed_in(request, session, user, "password+totp", next_path)
+
+    email = data.get("email", "")
+    outcome = await signin.sign_in_with_password(
+        session, email, data.get("password", ""), address=_client_address(request)
+    )
+    if outcome.user is None:
+        return _refused(settings, next_path, outcome, email)
+    if outcome.needs_code:
+        request.set_session({"pending": {"user": str(outcome.user.id), "until": utcnow().timestamp() + 300}})
+        return _login_page(settings, next_path, step="code", email=email)
+    if outcome.needs_enrolment:
+        request.set_session({"enrol": {"user": str(outcome.user.id), "until": utcnow().timestamp() + 600}})
+        return Redirect("/sign-in/two-factor")
+    return await signed_in(request, session, outcome.user, "password", next_path)
 
 
 @post("/logout", opt=policy(roles=EVERYONE), include_in_schema=False)
-async def logout(request: Request) -> Redirect:
+async def logout(request: Request, session: AsyncSession) -> Redirect:
+    sid = request.session.get("sid") if isinstance(request.session, dict) else None
+    if sid:
+        await signin.end_session(session, sid, "signed_out")
     request.clear_session()
     return Redirect("/login")
 
@@ -136,8 +181,21 @@ def _oidc(request: Request) -> OIDCClient:
 
 def _sign_in_refused(message: str, status_code: int) -> Template:
     return Template(
-        "login.html", status_code=status_code, context={"oidc": True, "next": "/tenants", "error": message, "email": ""}
+        "login.html",
+        status_code=status_code,
+        context={"oidc": True, "next": "/", "error": message, "email": "", "step": "password"},
     )
+
+
+def form_errors(exc: DomainError) -> dict[str, str]:
+    """A refusal as a form shows it: each field's sentence under its name, the rest under ``_form``."""
+    if isinstance(exc, InvalidInput):
+        return {e.field: e.message for e in exc.errors}
+    return {"_form": exc.message}
+
+
+def totp_aad(user_id: uuid.UUID) -> str:
+    return f"user-totp:{user_id}"
 
 
 @get("/auth/oidc/login", opt=PUBLIC, include_in_schema=False)
@@ -146,7 +204,7 @@ async def oidc_login(request: Request, next: str | None = None) -> Redirect | Te
         url, pending = await _oidc(request).authorization_request()
     except OIDCError as exc:
         return _sign_in_refused(f"Single sign-on is unavailable: {exc}", 503)
-    request.set_session({"oidc": pending | {"next": _safe_next(next)}})
+    request.set_session({"oidc": pending | {"next": safe_next(next)}})
     return Redirect(url)
 
 
@@ -173,8 +231,7 @@ async def oidc_callback(
         user = await service.sign_in_with_oidc(session, claims, client.settings.issuer or "")
     except DomainError as exc:
         return _sign_in_refused(exc.message, exc.status_code)
-    request.set_session({"user_id": str(user.id)})
-    return Redirect(pending.get("next") or "/tenants")
+    return await signed_in(request, session, user, "oidc", safe_next(pending.get("next")))
 
 
-ROUTES = [health, ready, me, create_user, list_users, home, login_page, login_submit, logout, oidc_login, oidc_callback]
+ROUTES = [health, ready, me, home, login_page, login_submit, logout, oidc_login, oidc_callback]

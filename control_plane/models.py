@@ -12,9 +12,10 @@ from control_plane.database import ControlBase, Timestamps, UUIDPrimaryKey
 
 
 class User(UUIDPrimaryKey, Timestamps, ControlBase):
-    """A person: staff (signs in with OIDC) or a merchant user bound to one tenant.
+    """A person: staff or a merchant user bound to one tenant.
 
-    ``password_hash`` is set only for the local bootstrap admin (argon2id).
+    Invited users have no ``password_hash`` until they follow their invitation link; staff may also
+    sign in with OIDC. ``totp_secret`` (sealed by the key ring) is set once a second factor is enrolled.
     """
 
     __tablename__ = "users"
@@ -27,6 +28,59 @@ class User(UUIDPrimaryKey, Timestamps, ControlBase):
     oidc_subject: Mapped[str | None] = mapped_column(sa.String(300))
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime | None]
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class UserSession(UUIDPrimaryKey, ControlBase):
+    """A browser session, server-side: the cookie holds an opaque id whose SHA-256 is ``token_hash``.
+    Ended (``ended_at``) by sign-out, deactivation, a password change or the end of its tenant."""
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_reason: Mapped[str | None] = mapped_column(sa.String(40))
+    client_address: Mapped[str] = mapped_column(sa.String(100), default="")
+    user_agent: Mapped[str] = mapped_column(sa.String(300), default="")
+
+
+class UserLink(UUIDPrimaryKey, ControlBase):
+    """A one-time link: an invitation (``purpose`` = invitation) or a password reset; stored hashed."""
+
+    __tablename__ = "user_links"
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(sa.String(20))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(sa.String(200), default="")
+
+
+class SignInThrottle(ControlBase):
+    """Failed sign-ins per account (``account:<email>``) and per client address (``address:<ip>``)."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(sa.String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+
+
+class PlatformSetting(ControlBase):
+    """Platform-wide switches a platform admin sets (e.g. ``require_totp_for_staff``)."""
+
+    __tablename__ = "platform_settings"
+
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(400))
 
 
 class BearerToken(UUIDPrimaryKey, ControlBase):
@@ -39,6 +93,7 @@ class BearerToken(UUIDPrimaryKey, ControlBase):
     role: Mapped[str] = mapped_column(sa.String(40))
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("tenants.id"))
     label: Mapped[str] = mapped_column(sa.String(200), default="")
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))  # ends with the user
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

@@ -1,4 +1,5 @@
-"""Identity rules: the bootstrap admin, users, sign-in (password and OIDC) and bearer tokens."""
+"""Identity rules: the bootstrap admin, OIDC sign-in, bearer tokens and key rotation (users and their
+links: ``control_plane.identity``; passwords, throttling and sessions: ``control_plane.signin``)."""
 
 from __future__ import annotations
 
@@ -7,68 +8,16 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import plugins
 from control_plane.actors import SYSTEM, Actor
 from control_plane.audit import append_audit_entry
-from control_plane.auth import MERCHANT_ROLES, Principal, Role, hash_secret, new_expiry, new_secret
+from control_plane.auth import Role, hash_secret, new_expiry, new_secret
 from control_plane.database import Databases, utcnow
-from control_plane.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
+from control_plane.errors import FieldError, Forbidden, InvalidInput, NotFound
+from control_plane.identity import PLATFORM, create_user, hasher, list_users, set_password, tenant_id_for_role  # noqa: F401  (for the CLI, demo, tests)
 from control_plane.models import BearerToken, User
-from control_plane.validation import parse
-
-PLATFORM = "platform"
-_hasher = PasswordHasher()
-
-
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    email: EmailStr
-    name: str = Field(default="", max_length=200)
-    role: Role
-    tenant: str | None = None
-
-
-async def _tenant_id(session: AsyncSession, role: str, slug: str | None) -> uuid.UUID | None:
-    if role in MERCHANT_ROLES:
-        if not slug:
-            raise InvalidInput([FieldError("tenant", f"a {role} belongs to one tenant: name it")])
-        tid = await plugins.tenant_directory().id_of(session, slug)
-        if tid is None:
-            raise InvalidInput([FieldError("tenant", f"no tenant {slug!r}")])
-        return tid
-    if slug:
-        raise InvalidInput([FieldError("tenant", f"a {role} is staff and belongs to no tenant")])
-    return None
-
-
-async def create_user(session: AsyncSession, actor: Actor, data: Any) -> User:
-    spec = parse(UserCreate, data)
-    email = spec.email.lower()
-    if await session.scalar(sa.select(User.id).where(User.email == email)):
-        raise Conflict(f"a user with e-mail {email} exists already", code="email_taken")
-    user = User(
-        email=email, name=spec.name, role=spec.role.value, tenant_id=await _tenant_id(session, spec.role, spec.tenant)
-    )
-    session.add(user)
-    await session.flush()
-    await append_audit_entry(
-        session,
-        stream=spec.tenant or PLATFORM,
-        actor=actor,
-        action="user.created",
-        target=f"user:{email}",
-        data={"role": spec.role.value, "tenant": spec.tenant},
-    )
-    return user
-
-
-async def list_users(session: AsyncSession) -> list[User]:
-    return list((await session.scalars(sa.select(User).order_by(User.email))).all())
 
 
 async def ensure_bootstrap_admin(session: AsyncSession, email: str = "admin@bpo.local") -> str | None:
@@ -76,34 +25,19 @@ async def ensure_bootstrap_admin(session: AsyncSession, email: str = "admin@bpo.
     if await session.scalar(sa.select(User.id).where(User.email == email)):
         return None
     password = secrets.token_urlsafe(12)
-    admin = User(email=email, name="Bootstrap admin", role=Role.platform_admin, password_hash=_hasher.hash(password))
+    admin = User(
+        email=email,
+        name="Bootstrap admin",
+        role=Role.platform_admin,
+        password_hash=hasher.hash(password),
+        password_changed_at=utcnow(),
+    )
     session.add(admin)
     await session.flush()
     await append_audit_entry(
         session, stream=PLATFORM, actor=SYSTEM, action="user.bootstrap_admin_created", target=f"user:{email}"
     )
     return password
-
-
-async def set_password(session: AsyncSession, email: str, password: str) -> None:
-    user = await session.scalar(sa.select(User).where(User.email == email.lower()))
-    if user is None:
-        raise NotFound(f"no user {email}")
-    user.password_hash = _hasher.hash(password)
-
-
-async def sign_in_with_password(session: AsyncSession, email: str, password: str) -> User:
-    user = await session.scalar(sa.select(User).where(User.email == email.strip().lower()))
-    ok = False
-    if user is not None and user.active and user.password_hash:
-        try:
-            ok = _hasher.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            ok = False
-    if not ok or user is None:
-        raise Unauthenticated("e-mail or password is wrong")
-    await _record_login(session, user, "password")
-    return user
 
 
 async def sign_in_with_oidc(session: AsyncSession, claims: dict[str, Any], issuer: str) -> User:
@@ -120,35 +54,27 @@ async def sign_in_with_oidc(session: AsyncSession, claims: dict[str, Any], issue
     if user.oidc_subject and user.oidc_subject != subject:
         raise Forbidden("this account is bound to another identity")
     user.oidc_subject = subject
-    await _record_login(session, user, "oidc")
     return user
 
 
-async def _record_login(session: AsyncSession, user: User, method: str) -> None:
-    user.last_login_at = utcnow()
-    stream = PLATFORM
-    if user.tenant_id is not None:
-        stream = await plugins.tenant_directory().slug_of(session, user.tenant_id) or PLATFORM
-    await append_audit_entry(
-        session,
-        stream=stream,
-        actor=Principal("user", user.email, user.role),
-        action="auth.login",
-        target=f"user:{user.email}",
-        data={"method": method},
-    )
-
-
 async def issue_token(
-    session: AsyncSession, actor: Actor, *, role: str, tenant: str | None, label: str = "", days: int | None = 90
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    role: str,
+    tenant: str | None,
+    label: str = "",
+    days: int | None = 90,
+    user_id: uuid.UUID | None = None,
 ) -> tuple[BearerToken, str]:
-    """A bearer token for scripts; the secret is returned once."""
+    """A bearer token for scripts; the secret is returned once. A token issued to a user (``user_id``)
+    is revoked when that user is deactivated."""
     try:
         role = Role(role).value
     except ValueError:
         known = ", ".join(r.value for r in Role)
         raise InvalidInput([FieldError("role", f"{role!r} is not a role ({known})")]) from None
-    tenant_id = await _tenant_id(session, role, tenant)
+    tenant_id = await tenant_id_for_role(session, role, tenant)
     prefix, secret = new_secret("tok")
     token = BearerToken(
         prefix=prefix,
@@ -156,6 +82,7 @@ async def issue_token(
         role=role,
         tenant_id=tenant_id,
         label=label,
+        user_id=user_id,
         created_at=utcnow(),
         expires_at=new_expiry(days),
     )
@@ -170,6 +97,36 @@ async def issue_token(
         data={"role": role, "label": label},
     )
     return token, secret
+
+
+async def list_tokens(session: AsyncSession) -> list[tuple[BearerToken, str | None]]:
+    """Every bearer token (newest first) with its tenant's slug."""
+    tokens = (await session.scalars(sa.select(BearerToken).order_by(BearerToken.created_at.desc()))).all()
+    directory = plugins.tenant_directory()
+    return [(t, None if t.tenant_id is None else await directory.slug_of(session, t.tenant_id)) for t in tokens]
+
+
+async def revoke_token(session: AsyncSession, actor: Actor, token_id: uuid.UUID | str) -> BearerToken:
+    """Revoke a token at once (the next request with it is 401); revoking twice changes nothing."""
+    try:
+        tid = token_id if isinstance(token_id, uuid.UUID) else uuid.UUID(str(token_id))
+    except ValueError:
+        raise NotFound(f"no token {token_id}") from None
+    token = await session.get(BearerToken, tid)
+    if token is None:
+        raise NotFound(f"no token {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        slug = None if token.tenant_id is None else await plugins.tenant_directory().slug_of(session, token.tenant_id)
+        await append_audit_entry(
+            session,
+            stream=slug or PLATFORM,
+            actor=actor,
+            action="token.revoked",
+            target=f"token:{token.prefix}",
+            data={"role": token.role, "label": token.label},
+        )
+    return token
 
 
 async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) -> tuple[int, list[str]]:

@@ -21,6 +21,11 @@ class TenantDirectory:
         return await session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug))
 
     @staticmethod
+    async def slug_and_status(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[str | None, str | None]:
+        row = (await session.execute(sa.select(Tenant.slug, Tenant.status).where(Tenant.id == tenant_id))).first()
+        return (None, None) if row is None else (row.slug, row.status)
+
+    @staticmethod
     async def slug_of(session: AsyncSession, tenant_id: uuid.UUID) -> str | None:
         return await session.scalar(sa.select(Tenant.slug).where(Tenant.id == tenant_id))
 

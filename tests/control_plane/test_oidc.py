@@ -118,7 +118,7 @@ class TestSignIn:
             "platform",
             f"user:{email}",
             "account_manager",
-            {"method": "oidc"},
+            {"method": "oidc", "address": "127.0.0.1"},
         )
         async with dbs.control_session() as session:
             user = await session.scalar(sa.select(User).where(User.email == email))
