@@ -53,6 +53,8 @@ def tenant_tab_links(_context: Any, who: Principal | None, slug: str) -> list[tu
 
 def notify(request: ASGIConnection, message: str, category: str = "notice") -> None:
     """A message shown on the next page rendered (after a redirect: post-redirect-get)."""
+    if not isinstance(request.scope.get("session"), dict):  # none yet, or cleared by a sign-out
+        request.set_session({})
     flash(request, message, category)
 
 
