@@ -128,6 +128,9 @@ def demo(then_serve: bool) -> None:
     click.echo(f"Demo tenants: {', '.join(report.tenants)}")
     for line in report.invoices:
         click.echo(f"  invoice {line}")
+    click.echo("Demo people: each opens its one-time invitation link (72 h) to choose a password, then signs in:")
+    for role, email, link in report.invitations:
+        click.echo(f"  {role:<19} {email:<28} {link}")
     if then_serve:
         click.echo(f"Serving on http://{settings.host}:{settings.port}")
 

@@ -27,8 +27,9 @@ PASSWORD = "a long merchant passphrase 7"
 async def fits(tab: Page, width: int) -> None:
     """Nothing on the page is wider than the screen: no sideways scrolling."""
     wide = await tab.evaluate(
-        """w => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1)
-            .slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""",
+        """w => [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > w + 1).slice(0, 5)
+            .map(e => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)""",
         width,
     )
     assert await tab.evaluate("document.documentElement.scrollWidth") <= width, wide
