@@ -117,3 +117,36 @@ async def test_merchant_sees_only_its_own_tenant_in_lists(client, two_tenants):
     a, _b, callers = two_tenants
     resp = await client.get("/api/v1/tenants", headers={"Authorization": f"Bearer {callers['merchant_viewer']}"})
     assert [t["slug"] for t in resp.json()] == [a["slug"]]
+
+
+async def test_every_page_answers_html_and_every_api_route_problem_json(app, client, make_tenant, issue_token):
+    """Content negotiation over the route table: a browser gets HTML from every page, whatever the
+    status (a random id is an HTML 404); an API client gets problem JSON from the same page's errors."""
+    t = await make_tenant(onboard=True)
+    admin = f"Bearer {await issue_token('platform_admin')}"
+    browser = {"Authorization": admin, "accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    failures = []
+    pages = [
+        p
+        for m, p, opt in route_table(app)
+        if m == "GET" and not p.startswith(("/api/", "/schema", "/static")) and p not in ("/health", "/ready")
+    ]
+    assert len(pages) >= 15
+    for template in pages:
+        resp = await client.get(fill(template, t["slug"]), headers=browser, follow_redirects=False)
+        if resp.status_code in (301, 302, 303, 307):
+            continue
+        if not resp.headers.get("content-type", "").startswith("text/html"):
+            failures.append((template, resp.status_code, resp.headers.get("content-type")))
+    assert failures == []
+    missing = await client.get(f"/tenants/{uuid.uuid4().hex}", headers={"Authorization": admin})
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    html = await client.get(f"/tenants/{uuid.uuid4().hex}", headers=browser)
+    assert html.status_code == 404 and "<h1>Not found</h1>" in html.text
+
+
+async def test_a_browser_without_a_session_is_sent_to_sign_in_and_back(client):
+    resp = await client.get("/tenants?x=1", headers={"accept": "text/html"}, follow_redirects=False)
+    assert resp.status_code in (302, 303) and resp.headers["location"] == "/login?next=/tenants%3Fx%3D1"
+    page = await client.get("/login?next=//evil.example.com/x")
+    assert 'name="next" value="/"' in page.text
