@@ -163,7 +163,10 @@ async def enrol_totp(session: AsyncSession, keyring: KeyRing, user: User, secret
 
 
 def _totp_setup(user: User, secret: str) -> dict[str, str]:
-    return {"secret": secret, "uri": pyotp.TOTP(secret).provisioning_uri(user.email, issuer_name="BPO Control Plane")}
+    return {
+        "secret": secret,
+        "uri": pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name="BPO Control Plane"),
+    }
 
 
 def _enrolment_page(user: User, secret: str, errors: dict | None = None, status: int = 200) -> Template:

@@ -387,3 +387,65 @@ async def test_bearer_tokens_carry_no_user_unless_issued_to_one(dbs):
     async with dbs.control_transaction() as session:
         token, _ = await service.issue_token(session, SystemActor("tests"), role="account_manager", tenant=None)
         assert (await session.get(BearerToken, token.id)).user_id is None
+
+
+@pytest.mark.usefixtures("clear_throttle")
+async def test_staff_must_enrol_a_second_factor_when_a_platform_admin_requires_it(client, dbs):
+    import pyotp
+
+    from control_plane.auth import Principal
+
+    manager = await new_user(dbs)
+    second_staff = await new_user(dbs, "compliance_officer")
+    admin = Principal("user", "admin@bpo.test", "platform_admin")
+    async with dbs.control_transaction() as session:
+        await signin.set_totp_required_for_staff(session, admin, True)
+    try:
+        first = await login(client, manager)
+        assert first.status_code in (302, 303) and first.headers["location"] == "/sign-in/two-factor"
+        assert (await client.get("/api/v1/me")).status_code == 401  # no session until enrolled
+        page = await client.get("/sign-in/two-factor")
+        secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text).group(1)
+        headers = await csrf(client)
+        wrong = await client.post("/sign-in/two-factor", data={"code": "000000"}, headers=headers)
+        assert wrong.status_code == 422 and "not right" in wrong.text
+        right = await client.post(
+            "/sign-in/two-factor", data={"code": pyotp.TOTP(secret).now()}, headers=headers, follow_redirects=False
+        )
+        assert right.status_code in (302, 303)
+        assert (await client.get("/api/v1/me")).json()["actor"] == f"user:{manager}"
+        assert "user.totp_enrolled" in await audit_actions(dbs, f"user:{manager}")
+        client.cookies.clear()
+        # Enrolled: from now on the code is asked at every sign-in.
+        again = await login(client, manager)
+        assert again.status_code == 200 and ">Code</label>" in again.text
+        other = await login(client, second_staff)
+        assert other.headers.get("location") == "/sign-in/two-factor"
+    finally:
+        async with dbs.control_transaction() as session:
+            await signin.set_totp_required_for_staff(session, admin, False)
+
+
+@pytest.mark.usefixtures("clear_throttle")
+async def test_anyone_turns_on_a_second_factor_under_my_account(client, dbs):
+    import pyotp
+
+    address = await new_user(dbs, "compliance_officer")
+    assert (await login(client, address)).status_code in (302, 303)
+    page = await client.get("/account")
+    assert page.status_code == 200 and "Turn on two-factor sign-in" in page.text
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text).group(1)
+    headers = await csrf(client)
+    wrong = await client.post("/account/two-factor", data={"action": "enable", "code": "123"}, headers=headers)
+    assert wrong.status_code == 422
+    on = await client.post(
+        "/account/two-factor",
+        data={"action": "enable", "code": pyotp.TOTP(secret).now()},
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert on.status_code in (302, 303)
+    assert "you will be asked for a code" in (await client.get("/account")).text
+    await client.post("/logout", headers=headers)
+    again = await login(client, address)
+    assert again.status_code == 200 and ">Code</label>" in again.text
