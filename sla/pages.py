@@ -103,7 +103,7 @@ async def _apply(
         )
     await session.commit()
     notify(request, notice)
-    return Redirect(f"/tenants/{slug}/settings#{section}")
+    return Redirect(f"/tenants/{slug}/settings#{section}", status_code=303)
 
 
 @get(PAGE, opt=VIEWERS, include_in_schema=False)

@@ -128,7 +128,7 @@ def hours_body(form: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
         try:
             holidays.append(date.fromisoformat(text).isoformat())
         except ValueError:
-            errors.setdefault("holidays", f"“{text}” is not a date: write one date a line as YYYY-MM-DD.")
+            errors.setdefault("holidays", f"The holiday “{text}” is not a date: write one date a line as YYYY-MM-DD.")
     return {"weekly": weekly, "holidays": holidays}, errors
 
 
