@@ -77,7 +77,9 @@ def form_errors(exc: DomainError, *, fallback: str = "_form", moved: Mapping[str
 def hours_values(calendar: BusinessCalendar | None) -> dict[str, str]:
     """The form's fields for a stored calendar: ``mon_open``, ``mon_close``, ``mon_closed``, ``holidays``."""
     values: dict[str, str] = {"holidays": ""}
-    weekly = calendar.to_json()["weekly"] if calendar else {}
+    if calendar is None:
+        return values  # nothing set: no day is ticked closed before anyone decided so
+    weekly = calendar.to_json()["weekly"]
     for day in WEEKDAYS:
         spans = weekly.get(day) or []
         if not spans:
@@ -85,8 +87,7 @@ def hours_values(calendar: BusinessCalendar | None) -> dict[str, str]:
             continue
         values[f"{day}_open"] = spans[0][0]
         values[f"{day}_close"] = "00:00" if spans[-1][1] == "24:00" else spans[-1][1]
-    if calendar:
-        values["holidays"] = "\n".join(sorted(d.isoformat() for d in calendar.holidays))
+    values["holidays"] = "\n".join(sorted(d.isoformat() for d in calendar.holidays))
     return values
 
 
@@ -101,10 +102,12 @@ def hours_body(form: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
     errors: dict[str, str] = {}
     weekly: dict[str, list[list[str]]] = {}
     for day in WEEKDAYS:
-        if form.get(f"{day}_closed"):
-            continue
         name = DAY_NAMES[day]
         opens, closes = (str(form.get(f"{day}_{k}") or "").strip()[:5] for k in ("open", "close"))
+        if form.get(f"{day}_closed"):
+            if opens or closes:
+                errors[f"{day}_closed"] = f"{name} is ticked Closed but has hours: clear the times or untick Closed."
+            continue
         if not opens:
             errors[f"{day}_open"] = f"Enter the time {name} opens, or tick Closed."
         elif not _CLOCK.match(opens):

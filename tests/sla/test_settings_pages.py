@@ -150,7 +150,8 @@ class TestBusinessHours:
         form = (
             WEEK
             | CLOSED_WEEKEND
-            | {"mon_open": "17:00", "mon_close": "09:00", "tue_close": "", "holidays": "25.12.2026"}
+            | {"mon_open": "17:00", "mon_close": "09:00", "tue_close": "", "sat_open": "10:00"}
+            | {"holidays": "25.12.2026"}
         )
         resp = await client.post(
             f"/tenants/{slug}/settings/business-hours", data=form, headers=headers, follow_redirects=False
@@ -162,6 +163,9 @@ class TestBusinessHours:
         )
         assert error_beside(html, "hours-tue_close") == "Enter the time Tuesday closes, or tick Closed."
         assert "25.12.2026" in error_beside(html, "hours-holidays")
+        assert error_beside(html, "hours-sat_closed") == (
+            "Saturday is ticked Closed but has hours: clear the times or untick Closed."
+        )
         assert value_of(html, "hours-mon_open") == "17:00" and value_of(html, "hours-mon_close") == "09:00"
         assert value_of(html, "hours-wed_open") == "09:00" and ">25.12.2026</textarea>" in html
         async with dbs.control_session() as session:
