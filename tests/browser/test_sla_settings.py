@@ -91,3 +91,11 @@ async def test_an_account_manager_sets_hours_windows_and_the_webhook(settings, l
     await page.locator("nav.tabs").get_by_role("link", name="Settings").click()
     await expect(page.locator("#webhook-secret-state")).to_have_text("secret set")
     await page.screenshot(path=str(output_dir / "sla-settings.png"), full_page=True)
+
+    # Usable on a phone: at 390 px the page and the week of business hours fit the screen.
+    await page.set_viewport_size({"width": 390, "height": 900})
+    await page.reload()
+    await page.screenshot(path=str(output_dir / "sla-settings-390.png"), full_page=True)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    hours = page.locator("#hours .table-wrap")
+    assert await hours.evaluate("e => e.scrollWidth <= e.clientWidth"), "the business hours need a sideways scroll"
