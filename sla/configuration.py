@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from compliance.service import Actor, append_audit_entry
 from control_plane.database import utcnow
-from control_plane.errors import Conflict, NotFound
+from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from control_plane.keyring import KeyRing
 from control_plane.validation import parse
 from sla.models import AlertWebhook, ExcludedWindow
 from sla.schemas import AlertWebhookPut, ExcludedWindowCreate, SupportCalendarPut
 from tenants import service as tenants
-from tenants.calendar import BusinessCalendar
+from tenants.calendar import BusinessCalendar, load_calendar
 from tenants.models import SupportCalendar
 
 
@@ -110,25 +110,38 @@ async def set_support_calendar(session: AsyncSession, actor: Actor, slug: str, d
     return BusinessCalendar.from_json(tenant.timezone, weekly, holidays)
 
 
+async def find_support_calendar(session: AsyncSession, actor: Any, slug: str) -> BusinessCalendar | None:
+    """The tenant's support calendar, or None when none is set (business-hours targets count calendar time)."""
+    tenant = await tenants.find_tenant(session, actor, slug)
+    return await load_calendar(session, tenant.id)
+
+
 # --- alert webhook -----------------------------------------------------------------------------
 def webhook_aad(tenant_id: uuid.UUID) -> str:
     return f"tenant:{tenant_id}:sla_alert_webhook"
 
 
 async def set_alert_webhook(
-    session: AsyncSession, actor: Actor, slug: str, data: Any, *, keyring: KeyRing
-) -> tuple[AlertWebhook, str]:
-    """Set where alerts go; returns the signing secret (shown once; sealed by the key ring at rest)."""
+    session: AsyncSession, actor: Actor, slug: str, data: Any, *, keyring: KeyRing, keep_secret: bool = False
+) -> tuple[AlertWebhook, str | None]:
+    """Set where alerts go; returns the signing secret (shown once; sealed by the key ring at rest).
+
+    Without a secret in ``data`` a new one is made, or with ``keep_secret`` the current one stays
+    (the settings page, where the secret is write-only) and ``None`` is returned in its place."""
 
     tenant = await tenants.find_tenant(session, actor, slug)
     spec = parse(AlertWebhookPut, data)
-    secret = spec.secret or f"whsec_{_secrets.token_urlsafe(32)}"
     row = await session.get(AlertWebhook, tenant.id)
+    if spec.secret is None and keep_secret and row is None:
+        raise InvalidInput([FieldError("secret", "is required while none is set")])
     if row is None:
         row = AlertWebhook(tenant_id=tenant.id)
         session.add(row)
+    secret: str | None = None
+    if spec.secret is not None or not keep_secret:
+        secret = spec.secret or f"whsec_{_secrets.token_urlsafe(32)}"
+        row.secret = keyring.encrypt(secret, webhook_aad(tenant.id))
     row.url, row.active = str(spec.url), spec.active
-    row.secret = keyring.encrypt(secret, webhook_aad(tenant.id))
     row.updated_at, row.updated_by = utcnow(), actor.actor
     await session.flush()
     await append_audit_entry(
@@ -137,9 +150,34 @@ async def set_alert_webhook(
         actor=actor,
         action="sla.alert_webhook_set",
         target=f"tenant:{tenant.slug}/sla/webhook",
-        data={"url": row.url, "active": row.active, "secret_rotated": True},
+        data={"url": row.url, "active": row.active, "secret_rotated": secret is not None},
     )
     return row, secret
+
+
+async def find_alert_webhook(session: AsyncSession, actor: Any, slug: str) -> AlertWebhook | None:
+    """The tenant's alert webhook, or None (its secret stays sealed: read it with ``alert_webhook_secret``)."""
+    tenant = await tenants.find_tenant(session, actor, slug)
+    return await session.get(AlertWebhook, tenant.id)
+
+
+async def remove_alert_webhook(session: AsyncSession, actor: Actor, slug: str) -> None:
+    """Stop sending the tenant's alerts anywhere (audited); they still show in the app."""
+    tenant = await tenants.find_tenant(session, actor, slug)
+    row = await session.get(AlertWebhook, tenant.id)
+    if row is None:
+        raise NotFound("this tenant has no alert webhook")
+    url = row.url
+    await session.delete(row)
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=tenant.slug,
+        actor=actor,
+        action="sla.alert_webhook_removed",
+        target=f"tenant:{tenant.slug}/sla/webhook",
+        data={"url": url},
+    )
 
 
 def alert_webhook_secret(row: AlertWebhook, keyring: KeyRing) -> str:

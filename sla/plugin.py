@@ -8,12 +8,13 @@ from control_plane.plugins import Domain, NavLink
 from sla import jobs
 from sla.configuration import reseal_webhook_secrets, webhook_key_ids_in_use
 from sla.controllers import ROUTES
+from sla.pages import PAGES
 from sla.service import ALERT_KIND
 from sla.webhook import alert_webhook_handler
 
 DOMAIN = Domain(
     "sla",
-    routes=ROUTES,
+    routes=[*ROUTES, *PAGES],
     jobs={"sla_status": (600, jobs.sla_status)},
     outbox_handlers={ALERT_KIND: alert_webhook_handler},
     resealers=[reseal_webhook_secrets],
