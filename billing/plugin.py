@@ -1,11 +1,13 @@
-"""The billing domain as the app sees it: metering and invoice routes, its jobs, the payment providers'
-outbox handler, the usage read model's readiness check and the ``rollups`` / ``webhooks`` commands."""
+"""The billing domain as the app sees it: metering and invoice routes (the API and the pages), its
+jobs, the payment providers' outbox handler, the usage read model's readiness check and the
+``rollups`` / ``webhooks`` commands."""
 
 from __future__ import annotations
 
 from billing import jobs
 from billing.demo import seed_demo_billing
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
+from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.metering.cli import rollups_group, webhooks_group
 from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
@@ -15,7 +17,7 @@ from control_plane.plugins import Domain, NavLink
 
 DOMAIN = Domain(
     "billing",
-    routes=[*METERING_ROUTES, *INVOICE_ROUTES],
+    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *INVOICE_PAGES],
     jobs={
         "outbox": (10, jobs.dispatch_outbox),
         "draft_invoices": (3600, jobs.draft_invoices),

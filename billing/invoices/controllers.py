@@ -1,48 +1,53 @@
-"""Invoice routes (thin): draft, finalize, void, credit notes, JSON/HTML/PDF, CSV export, pages, provider webhooks."""
+"""Invoice API routes (thin): draft, finalize, void, credit notes, JSON/PDF, CSV export, provider webhooks.
+
+The pages (tenant invoices, drafts, the invoice and credit-note pages and their forms) are in
+``billing.invoices.pages``; ``GET /api/v1/invoices/{id}.html`` sends a browser there.
+
+``GET /api/v1/invoices.csv?period=YYYY-MM`` has one row per invoice. Its first eight columns are the
+invoice as issued (``number``, ``tenant``, ``period``, ``status``, ``currency``, ``usage_subtotal``,
+``credit_total`` — the SLA service credits on the invoice — and ``total``); credit notes issued
+against an invoice never change those. Three columns follow: ``credit_notes`` (the numbers of its
+credit notes, space-separated, oldest first), ``credited`` (their sum, a positive decimal string) and
+``balance`` (``total`` less ``credited``: what is owed after the corrections). Credit notes are
+columns rather than rows so that summing ``total`` still sums invoices, and each invoice's balance
+sits on its own row; a credit note is listed with its invoice's period, whenever it was issued.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 from datetime import datetime
-from decimal import Decimal
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
-from litestar.response import Template
+from litestar.enums import MediaType
+from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.invoices import service
 from billing.invoices.pdf import render_invoice_pdf
-from billing.invoices.schemas import draft_differences, invoice_json, lines_json
+from billing.invoices.schemas import invoice_json
 from billing.metering.controllers import settle_before_read
 from billing.metering.service import settle_rollups
-from billing.money import format_money, from_minor_units
 from billing.providers import webhooks
 from billing.providers.factory import build_provider
 from billing.providers.port import ProviderConfig, WebhookRefused
-from control_plane.auth import EVERYONE, ONBOARDING, STAFF, ApiScope, Principal, policy
+from control_plane.auth import EVERYONE, ONBOARDING, ApiScope, Principal, policy
 from control_plane.database import utcnow
 from control_plane.errors import NotFound, problem
 from control_plane.settings import Settings
 from tenants.models import Tenant
-from tenants.service import find_tenant
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 READ = policy(roles=EVERYONE, scopes=(ApiScope.invoices_read,))
 WRITE = policy(roles=ONBOARDING)
+CSV_COLUMNS = ["number", "tenant", "period", "status", "currency", "usage_subtotal", "credit_total", "total",
+               "credit_notes", "credited", "balance"]  # fmt: skip
 
 
-@cache
-def _page(name: str) -> str:
-    # Read from this package's templates/ (the app's template dirs are one per top-level domain).
-    return (TEMPLATES / name).read_text()
-
-
-def _now(state: State) -> datetime:
+def now_of(state: State) -> datetime:
+    """The app's clock (tests freeze it as ``state.clock``)."""
     clock = state.get("clock")
     return clock() if clock else utcnow()
 
@@ -68,7 +73,7 @@ async def draft_invoice(
     session: AsyncSession, principal: Principal, state: State, slug: str, period: str | None = None
 ) -> dict[str, Any]:
     """Draft or re-draft a period (idempotent); 409 before the period has settled plus grace, or once finalized."""
-    invoice, _ = await service.draft_invoice(session, principal, slug, period, now=_now(state))
+    invoice, _ = await service.draft_invoice(session, principal, slug, period, now=now_of(state))
     return await _json(session, invoice)
 
 
@@ -77,7 +82,7 @@ async def list_invoices(session: AsyncSession, principal: Principal, slug: str) 
     return [invoice_json(inv, s) for inv, s in await service.list_invoices(session, principal, slug=slug)]
 
 
-async def _settle_invoice_tenant(request: Request) -> None:
+async def settle_invoice_tenant(request: Request) -> None:
     """Before finalizing: the invoice's tenant's pending rollup deltas are applied (see
     ``settle_before_read``), so `service.finalize_invoice` can tell whether the draft is outdated."""
     tenant_id = await service.invoice_tenant_id(request.app.state.db, request.path_params["invoice_id"])
@@ -90,13 +95,13 @@ async def _settle_invoice_tenant(request: Request) -> None:
     opt=WRITE,
     status_code=200,
     tags=["invoices"],
-    before_request=_settle_invoice_tenant,
+    before_request=settle_invoice_tenant,
 )
 async def finalize_invoice(
     session: AsyncSession, principal: Principal, state: State, settings: Settings, invoice_id: str
 ) -> dict[str, Any]:
     invoice = await service.finalize_invoice(
-        session, principal, invoice_id, now=_now(state), provider=settings.payment_provider
+        session, principal, invoice_id, now=now_of(state), provider=settings.payment_provider
     )
     return await _json(session, invoice)
 
@@ -105,7 +110,7 @@ async def finalize_invoice(
 async def void_invoice(
     request: Request, session: AsyncSession, principal: Principal, state: State, invoice_id: str
 ) -> dict[str, Any]:
-    invoice = await service.void_invoice(session, principal, invoice_id, await _body(request), now=_now(state))
+    invoice = await service.void_invoice(session, principal, invoice_id, await _body(request), now=now_of(state))
     return await _json(session, invoice)
 
 
@@ -113,52 +118,42 @@ async def void_invoice(
 async def issue_credit_note(
     request: Request, session: AsyncSession, principal: Principal, state: State, invoice_id: str
 ) -> dict[str, Any]:
-    await service.issue_credit_note(session, principal, invoice_id, await _body(request), now=_now(state))
+    await service.issue_credit_note(session, principal, invoice_id, await _body(request), now=now_of(state))
     return await _json(session, await service.get_invoice(session, principal, invoice_id))
 
 
 @get("/api/v1/invoices/{ref:str}", opt=READ, tags=["invoices"])
-async def read_invoice(session: AsyncSession, principal: Principal, ref: str) -> Any:
-    """The invoice as JSON; ``{id}.html`` and ``{id}.pdf`` beside it."""
+async def read_invoice(session: AsyncSession, principal: Principal, ref: str) -> Response:
+    """The invoice as JSON; ``{id}.pdf`` beside it, and ``{id}.html`` sends a browser to its page."""
     invoice_id, _, suffix = ref.partition(".")
     if suffix not in ("", "html", "pdf"):
         raise NotFound(f"no invoice {ref!r}")
     invoice = await service.get_invoice(session, principal, invoice_id)
+    if suffix == "html":
+        # The page lives outside /api/ so that its forms (and the header's sign-out) carry a CSRF token.
+        return Redirect(f"/invoices/{invoice.id}", status_code=303, media_type=MediaType.HTML)
     body = await _json(session, invoice)
-    tenant = await session.get_one(Tenant, invoice.tenant_id)
     if suffix == "pdf":
+        tenant = await session.get_one(Tenant, invoice.tenant_id)
         pdf = render_invoice_pdf(body, {"name": tenant.name, "slug": tenant.slug})
         name = f"{invoice.number or 'draft-' + invoice.period}.pdf"
         return Response(
             pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'}
         )
-    if suffix == "html":
-        return Template(
-            template_str=_page("invoice.html"), context={"principal": principal, "tenant": tenant, **_view(body)}
-        )
-    return body
-
-
-def _view(body: dict[str, Any]) -> dict[str, Any]:
-
-    cur = body["currency"]
-
-    def fmt(value: str) -> str:
-        return format_money(Decimal(value), cur)
-
-    return {"invoice": body, "fmt": fmt}
+    return Response(body, media_type=MediaType.JSON)
 
 
 @get("/api/v1/invoices.csv", opt=READ, tags=["invoices"])
 async def export_invoices(session: AsyncSession, principal: Principal, period: str) -> Response:
-    """Every invoice of a period (a merchant sees its own) as CSV."""
+    """Every invoice of a period (a merchant sees its own) as CSV: one row per invoice (see the module docstring)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["number", "tenant", "period", "status", "currency", "usage_subtotal", "credit_total", "total"])
+    writer.writerow(CSV_COLUMNS)
     for inv, slug in await service.list_invoices(session, principal, period=period):
-        body = lines_json(inv)
-        writer.writerow([inv.number or "", slug, inv.period, inv.status, inv.currency,
-                         body["usage_subtotal"], body["credit_total"], body["total"]])  # fmt: skip
+        body = invoice_json(inv, slug, await service.credit_notes_of(session, inv))
+        notes = " ".join(n["number"] for n in body["credit_notes"])
+        writer.writerow([inv.number or "", slug, inv.period, inv.status, inv.currency, body["usage_subtotal"],
+                         body["credit_total"], body["total"], notes, body["credited"], body["balance"]])  # fmt: skip
     return Response(
         out.getvalue(),
         media_type="text/csv",
@@ -175,41 +170,12 @@ async def provider_webhook(
         raise NotFound(f"no payment provider {provider!r}")
     adapter = build_provider(provider, ProviderConfig.load(settings.extra))
     try:
-        return await webhooks.receive(session, adapter, await request.body(), dict(request.headers), now=_now(state))
+        return await webhooks.receive(session, adapter, await request.body(), dict(request.headers), now=now_of(state))
     except WebhookRefused as exc:
         return problem(
             401, {"status": 401, "code": "bad_signature", "detail": f"webhook refused: {exc}",
                   "request_id": request.scope.get("request_id")},
         )  # fmt: skip
-
-
-# --- pages ------------------------------------------------------------------------------------
-@get("/tenants/{slug:str}/invoices", opt=policy(roles=EVERYONE), include_in_schema=False)
-async def invoices_page(session: AsyncSession, principal: Principal, slug: str) -> Template:
-
-    tenant = await find_tenant(session, principal, slug)
-    rows = [invoice_json(inv, s) for inv, s in await service.list_invoices(session, principal, slug=slug)]
-    for row in rows:
-        row["total_text"] = format_money(from_minor_units(0, row["currency"]) + _dec(row["total"]), row["currency"])
-    return Template(
-        template_str=_page("invoice_list.html"), context={"principal": principal, "tenant": tenant, "invoices": rows}
-    )
-
-
-def _dec(value: str):
-
-    return Decimal(value)
-
-
-@get("/billing/drafts", opt=policy(roles=STAFF), include_in_schema=False)
-async def drafts_page(session: AsyncSession, principal: Principal) -> Template:
-    """Drafts awaiting finalization, each with what changed since its previous draft."""
-    drafts = []
-    for inv, slug in await service.list_invoices(session, principal, status="draft"):
-        body = invoice_json(inv, slug)
-        body["total_text"] = format_money(_dec(body["total"]), body["currency"])
-        drafts.append({"invoice": body, "drafts": inv.drafts, "differences": draft_differences(inv)})
-    return Template(template_str=_page("invoice_drafts.html"), context={"principal": principal, "drafts": drafts})
 
 
 ROUTES = [
@@ -221,6 +187,4 @@ ROUTES = [
     read_invoice,
     export_invoices,
     provider_webhook,
-    invoices_page,
-    drafts_page,
 ]

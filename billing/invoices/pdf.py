@@ -1,11 +1,15 @@
-"""The invoice as a PDF (fpdf2, pure Python): issuer and merchant, period, lines, totals by locale.
+"""The invoice and its credit notes as PDFs (fpdf2, pure Python): issuer and merchant, period, lines,
+totals by locale.
 
 Amounts are shown formatted for the reader's locale and, beside the total, in the plain JSON form
-(``EUR 1234.50``) so the document and the API can be compared at a glance.
+(``EUR 1234.50``) so the document and the API can be compared at a glance. An invoice's PDF lists the
+credit notes issued against it and the balance after them (its lines and total never change); each
+credit note has its own PDF naming the invoice it corrects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,27 +36,8 @@ def _font(pdf: FPDF) -> tuple[str, bool]:
     return "Helvetica", False
 
 
-def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale: str = "en_US") -> bytes:
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
-    family, unicode_ok = _font(pdf)
-
-    def text(value: str) -> str:
-        return value if unicode_ok else value.encode("latin-1", "replace").decode("latin-1")
-
-    cur = invoice["currency"]
-
-    def money(amount: str) -> str:
-        shown = format_money(Decimal(amount), cur, locale)
-        return text(shown) if unicode_ok else f"{cur} {amount}"
-
-    pdf.set_font(family, "B", 18)
-    title = "Invoice" if invoice["status"] != "draft" else "Draft invoice"
-    pdf.cell(0, 10, text(f"{title} {invoice['number'] or ''}".strip()), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(family, "", 10)
-    pdf.cell(0, 6, text(f"Status: {invoice['status']}   Period: {invoice['period']} ({invoice['timezone']})"),
-             new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+def _parties(pdf: FPDF, family: str, text, merchant: dict[str, str], cur: str) -> None:
+    """The issuer on the left, the merchant billed on the right."""
     pdf.ln(3)
     y = pdf.get_y()
     pdf.set_font(family, "B", 10)
@@ -68,6 +53,37 @@ def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale
         pdf.cell(90, 5, text(value), new_x="LEFT", new_y="NEXT")
     pdf.set_xy(pdf.l_margin, max(pdf.get_y(), y + 26))
     pdf.ln(4)
+
+
+def _document(locale: str, currency: str) -> tuple[FPDF, str, Callable[[str], str], Callable[[str], str]]:
+    """A new A4 page, its font family, and the text and money formatters that suit the font."""
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    family, unicode_ok = _font(pdf)
+
+    def text(value: str) -> str:
+        return value if unicode_ok else value.encode("latin-1", "replace").decode("latin-1")
+
+    def money(amount: str) -> str:
+        shown = format_money(Decimal(amount), currency, locale)
+        return text(shown) if unicode_ok else f"{currency} {amount}"
+
+    return pdf, family, text, money
+
+
+def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale: str = "en_US") -> bytes:
+    cur = invoice["currency"]
+    pdf, family, text, money = _document(locale, cur)
+    pdf.set_font(family, "B", 18)
+    title = "Invoice" if invoice["status"] != "draft" else "Draft invoice"
+    pdf.cell(0, 10, text(f"{title} {invoice['number'] or ''}".strip()), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(family, "", 10)
+    pdf.cell(0, 6, text(f"Status: {invoice['status']}   Period: {invoice['period']} ({invoice['timezone']})"),
+             new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    if invoice.get("finalized_at"):
+        pdf.cell(0, 6, f"Issue date: {invoice['finalized_at'][:10]}", new_x="LMARGIN", new_y="NEXT")
+    _parties(pdf, family, text, merchant, cur)
 
     widths = (95, 22, 30, 33)
     pdf.set_font(family, "B", 9)
@@ -96,9 +112,55 @@ def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale
     pdf.ln()
     pdf.set_font(family, "", 8)
     pdf.cell(0, 5, f"Total as in the API: {cur} {invoice['total']}", align="R", new_x="LMARGIN", new_y="NEXT")
+    notes = invoice.get("credit_notes") or []
+    if notes:
+        pdf.ln(3)
+        pdf.set_font(family, "B", 10)
+        pdf.cell(0, 7, "Credit notes", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(family, "", 9)
+        for note in notes:
+            pdf.cell(sum(widths[:3]), 6, text(f"{note['number']} ({note['created_at'][:10]}): {note['reason']}")[:90])
+            pdf.cell(widths[3], 6, money("-" + note["amount"]), align="R")
+            pdf.ln()
+        pdf.set_font(family, "B", 11)
+        pdf.cell(sum(widths[:3]), 8, "Balance after credit notes", align="R")
+        pdf.cell(widths[3], 8, money(invoice["balance"]), align="R")
+        pdf.ln()
+        pdf.set_font(family, "", 8)
+        pdf.cell(0, 5, f"Balance as in the API: {cur} {invoice['balance']}", align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(family, "", 8)
     pdf.ln(4)
     pdf.multi_cell(0, 4, text(
         "Outcome pricing: each AI-resolved and human-resolved contact resolved in the period, priced by the "
         "contract in force at the period's start; SLA credits per the contract. Amounts rounded per line, half up."
     ))  # fmt: skip
+    return bytes(pdf.output())
+
+
+def render_credit_note_pdf(
+    note: dict[str, Any], invoice: dict[str, Any], merchant: dict[str, str], locale: str = "en_US"
+) -> bytes:
+    """A credit note: its number and date, the invoice it corrects, the reason and the amount given back."""
+    cur = note["currency"]
+    pdf, family, text, money = _document(locale, cur)
+    pdf.set_font(family, "B", 18)
+    pdf.cell(0, 10, text(f"Credit note {note['number']}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(family, "", 10)
+    for value in (
+        f"Issue date: {note['created_at'][:10]}",
+        f"Corrects invoice {invoice['number']} (period {invoice['period']}, total {money(invoice['total'])})",
+    ):
+        pdf.cell(0, 6, text(value), new_x="LMARGIN", new_y="NEXT")
+    _parties(pdf, family, text, merchant, cur)
+    pdf.set_font(family, "B", 10)
+    pdf.cell(0, 7, "Reason", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(family, "", 10)
+    pdf.multi_cell(0, 5, text(note["reason"]))
+    pdf.ln(3)
+    pdf.set_font(family, "B", 11)
+    pdf.cell(147, 8, "Amount credited", align="R")
+    pdf.cell(33, 8, money(note["amount"]), align="R")
+    pdf.ln()
+    pdf.set_font(family, "", 8)
+    pdf.cell(0, 5, f"Amount as in the API: {cur} {note['amount']}", align="R", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

@@ -38,6 +38,8 @@ def lines_json(invoice: Invoice) -> dict[str, Any]:
 
 
 def invoice_json(invoice: Invoice, tenant_slug: str, credit_notes: list[CreditNote] | None = None) -> dict[str, Any]:
+    """The invoice as the API gives it; with its credit notes, also ``credited`` (their sum) and
+    ``balance`` (the total less that sum: what the merchant owes after the corrections)."""
     cur = invoice.currency
     body = {
         "id": str(invoice.id),
@@ -58,17 +60,24 @@ def invoice_json(invoice: Invoice, tenant_slug: str, credit_notes: list[CreditNo
         "provider_invoice_id": invoice.provider_invoice_id,
     }
     if credit_notes is not None:
-        body["credit_notes"] = [
-            {
-                "id": str(n.id),
-                "number": n.number,
-                "amount": money_str(from_minor_units(n.amount_minor, cur), cur),
-                "reason": n.reason,
-                "created_at": n.created_at.isoformat(),
-            }
-            for n in credit_notes
-        ]
+        body["credit_notes"] = [credit_note_json(n) for n in credit_notes]
+        credited = sum(n.amount_minor for n in credit_notes)
+        body["credited"] = money_str(from_minor_units(credited, cur), cur)
+        body["balance"] = money_str(from_minor_units(invoice.total_minor - credited, cur), cur)
     return body
+
+
+def credit_note_json(note: CreditNote) -> dict[str, Any]:
+    cur = note.currency
+    return {
+        "id": str(note.id),
+        "number": note.number,
+        "invoice_id": str(note.invoice_id),
+        "currency": cur,
+        "amount": money_str(from_minor_units(note.amount_minor, cur), cur),
+        "reason": note.reason,
+        "created_at": note.created_at.isoformat(),
+    }
 
 
 def draft_differences(invoice: Invoice) -> list[dict[str, str]]:

@@ -27,7 +27,7 @@ from billing.money import from_minor_units, money_str, round_minor, to_decimal, 
 from billing.outbox.service import enqueue
 from billing.rating import LineKind, RatedInvoice, rate_counts
 from compliance.service import Actor, append_audit_entry
-from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
+from control_plane.errors import Conflict, FieldCollector, FieldError, InvalidInput, NotFound
 from tenants.models import Tenant
 from tenants.periods import Period
 from tenants.service import contract_in_force, find_tenant
@@ -44,7 +44,8 @@ def _owner_id(actor: Any) -> uuid.UUID | None:
     return getattr(actor, "tenant_id", None) if getattr(actor, "tenant_bound", False) else None
 
 
-async def _tenant_of(session: AsyncSession, invoice: Invoice) -> Tenant:
+async def tenant_of(session: AsyncSession, invoice: Invoice) -> Tenant:
+    """The invoice's tenant (the caller has already been allowed to see the invoice)."""
     return await session.get_one(Tenant, invoice.tenant_id)
 
 
@@ -85,6 +86,31 @@ async def list_invoices(
 async def credit_notes_of(session: AsyncSession, invoice: Invoice) -> list[CreditNote]:
     stmt = sa.select(CreditNote).where(CreditNote.invoice_id == invoice.id).order_by(CreditNote.created_at)
     return list((await session.scalars(stmt)).all())
+
+
+async def get_credit_note(session: AsyncSession, actor: Any, note_id: str) -> CreditNote:
+    """The credit note if it exists and ``actor`` may see it; 404 otherwise (another tenant's too)."""
+    try:
+        key = uuid.UUID(note_id)
+    except ValueError:
+        raise NotFound(f"no credit note {note_id!r}") from None
+    note = await session.get(CreditNote, key)
+    owner = _owner_id(actor)
+    if note is None or (owner is not None and note.tenant_id != owner):
+        raise NotFound(f"no credit note {note_id!r}")
+    return note
+
+
+async def tenant_credit_notes(session: AsyncSession, actor: Any, slug: str) -> list[tuple[CreditNote, Invoice]]:
+    """Every credit note of a tenant with the invoice it corrects, newest first."""
+    tenant = await find_tenant(session, actor, slug)
+    rows = await session.execute(
+        sa.select(CreditNote, Invoice)
+        .join(Invoice, Invoice.id == CreditNote.invoice_id)
+        .where(CreditNote.tenant_id == tenant.id)
+        .order_by(CreditNote.created_at.desc(), CreditNote.number.desc())
+    )
+    return [(note, invoice) for note, invoice in rows.all()]
 
 
 def _rows(rated, adjustment_meta: list[dict[str, Any]]) -> list[InvoiceLineRow]:
@@ -229,7 +255,7 @@ async def finalize_invoice(
     invoice = await get_invoice(session, actor, invoice_id, lock=True)
     if invoice.status != OPEN:
         raise Conflict(f"invoice {invoice.number or invoice.id} is {invoice.status}, not a draft", code="not_draft")
-    tenant = await _tenant_of(session, invoice)
+    tenant = await tenant_of(session, invoice)
     period = Period.parse(invoice.period)
     contract = await contract_in_force(session, tenant.id, period.first)
     current = contract and (await _rate_period(session, tenant, period, contract.terms, invoice))[3]
@@ -281,7 +307,7 @@ async def void_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.UUI
             "(a finalized invoice never changes: issue a credit note)",
             code=f"invoice_{invoice.status}",
         )
-    tenant = await _tenant_of(session, invoice)
+    tenant = await tenant_of(session, invoice)
     invoice.status, invoice.voided_at, invoice.void_reason = "void", now, reason
     await session.flush()
     await append_audit_entry(
@@ -291,30 +317,45 @@ async def void_invoice(session: AsyncSession, actor: Actor, invoice_id: uuid.UUI
     return invoice
 
 
+def _credit_note_input(data: Any, cur: str) -> tuple[Decimal, str]:
+    """``(amount, reason)`` of a credit note; every bad field is named at once."""
+    errors = FieldCollector()
+    try:
+        reason = _reason(data)
+    except InvalidInput as exc:
+        errors.errors.extend(exc.errors)
+        reason = ""
+    raw = (data or {}).get("amount", "") if isinstance(data, dict) else ""
+    try:
+        amount = to_decimal(str(raw).strip())
+    except (TypeError, ValueError):
+        errors.add("amount", 'a decimal string such as "120.00"')
+        amount = Decimal(0)
+    else:
+        if amount <= 0 or round_minor(amount, cur) != amount:
+            errors.add("amount", f"a positive amount in whole {cur} minor units")
+    errors.raise_if_any()
+    return amount, reason
+
+
 async def issue_credit_note(
     session: AsyncSession, actor: Actor, invoice_id: uuid.UUID | str, data: Any, *, now: datetime
 ) -> CreditNote:
     """A numbered credit note against a finalized (or paid) invoice, up to what is left of its total."""
     series = f"CN-{now.year}"
     number = await next_number(session, series)
-    reason = _reason(data)
     invoice = await get_invoice(session, actor, invoice_id, lock=True)
     if invoice.status not in BILLED:
         raise Conflict(f"credit notes are issued against finalized invoices; this one is {invoice.status}",
                        code=f"invoice_{invoice.status}")  # fmt: skip
     cur = invoice.currency
-    try:
-        amount = to_decimal(str((data or {}).get("amount", "")))
-    except (TypeError, ValueError):
-        raise InvalidInput([FieldError("amount", 'a decimal string such as "120.00"')]) from None
-    if amount <= 0 or round_minor(amount, cur) != amount:
-        raise InvalidInput([FieldError("amount", f"a positive amount in whole {cur} minor units")])
+    amount, reason = _credit_note_input(data, cur)
     credited = sum(n.amount_minor for n in await credit_notes_of(session, invoice))
     minor = to_minor_units(round_minor(amount, cur), cur)
     if credited + minor > invoice.total_minor:
         left = from_minor_units(invoice.total_minor - credited, cur)
         raise Conflict(f"only {money_str(left, cur)} {cur} of this invoice is left to credit", code="over_credit")
-    tenant = await _tenant_of(session, invoice)
+    tenant = await tenant_of(session, invoice)
     note = CreditNote(
         invoice_id=invoice.id, tenant_id=invoice.tenant_id, number=formatted(series, number), currency=cur,
         amount_minor=minor, reason=reason, created_at=now, created_by=actor.actor,
@@ -332,7 +373,7 @@ async def mark_paid(session: AsyncSession, actor: Actor, invoice: Invoice, *, no
     """A finalized invoice becomes paid (a provider said so); anything else is left as it is."""
     if invoice.status != "finalized":
         return False
-    tenant = await _tenant_of(session, invoice)
+    tenant = await tenant_of(session, invoice)
     invoice.status, invoice.paid_at = "paid", now
     await session.flush()
     await append_audit_entry(

@@ -137,7 +137,7 @@ class TestDocuments:
         html = (await client.get(f"/api/v1/invoices/{inv['id']}.html", headers=staff_headers)).text
         assert 'data-amount="4998.68"' in html and "€4,998.68" in html and "Human-resolved contacts" in html
         rows = (await client.get("/api/v1/invoices.csv?period=2026-10", headers=staff_headers)).text.splitlines()
-        assert f",{tenant.slug},2026-10,draft,EUR,13.20,-1.32,4998.68" in rows
+        assert f",{tenant.slug},2026-10,draft,EUR,13.20,-1.32,4998.68,,0.00,4998.68" in rows
         await ingest(client, tenant, _mixed(1, 0))
         await client.post(f"/api/v1/tenants/{tenant.slug}/invoices?period=2026-10", headers=staff_headers)
         page = (await client.get("/billing/drafts", headers=staff_headers)).text
