@@ -308,7 +308,7 @@ async def reject(
     )
 
 
-@post(ONE + "/export", opt=HANDLERS, include_in_schema=False)
+@post(ONE + "/export", opt=HANDLERS, status_code=200, include_in_schema=False)
 async def export(request: Request, session: AsyncSession, principal: Principal, slug: str, request_id: str) -> Response:
     """The subject's contacts as a JSON download (an audited read, hence a form POST with its CSRF token)."""
     try:
