@@ -15,7 +15,7 @@ T = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
 
 def seqs(html: str) -> list[int]:
-    return [int(s) for s in re.findall(r'<tr data-seq="(\d+)">', html)]
+    return [int(s) for s in re.findall(r'<tr data-seq="(\d+)"', html)]
 
 
 async def append(dbs, stream: str, action: str, times: list[datetime]) -> None:
