@@ -126,3 +126,10 @@ async def test_a_compliance_officer_answers_an_erasure_request_and_exports_the_a
     assert actions[-4:] == ["dsr.received", "dsr.access_exported", "dsr.erased", "dsr.completed"]
     assert SUBJECT.lower() not in path.read_text().lower()  # the identifier never reaches the log
     await page.screenshot(path=str(output_dir / "privacy-journey.png"), full_page=True)
+
+    # At a phone's width the pages do not scroll sideways (wide tables scroll inside their box).
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for path in (f"/tenants/{slug}/privacy", request_url.removeprefix(live.url), f"/tenants/{slug}/audit"):
+        await page.goto(f"{live.url}{path}")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390, path
+    await page.screenshot(path=str(output_dir / "privacy-journey-390.png"), full_page=True)
