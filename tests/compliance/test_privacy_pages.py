@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from compliance.dsr import service as dsr
 from compliance.models import AuditEntry
 from control_plane.auth import Principal
+from control_plane.database import utcnow
 from control_plane.errors import Forbidden
 from tests.compliance.conftest import OTHER, SUBJECT, cell_rows, contact, ingest
 
@@ -57,6 +59,39 @@ class TestPrivacyTab:
         assert '<span class="badge open">open</span>' in row and "overdue" not in row
         assert f'href="/api/v1/tenants/{t.slug}/records-of-processing.html"' in page.text
         assert 'id="open-request"' in page.text
+
+    async def test_an_overdue_request_is_flagged(self, client, cell_tenant, as_role, dbs, keyring, settings):
+        t = await cell_tenant()
+        officer = Principal("user", "co@bpo.test", "compliance_officer")
+        async with dbs.control_transaction() as session:
+            late = await dsr.file_request(
+                session,
+                dbs,
+                keyring,
+                officer,
+                t.slug,
+                {"kind": "access", "subject": SUBJECT, "regime": "PDPA"},
+                regions=settings.regions,
+                now=utcnow() - timedelta(days=31),
+            )
+            fresh = await dsr.file_request(
+                session,
+                dbs,
+                keyring,
+                officer,
+                t.slug,
+                {"kind": "access", "subject": OTHER, "regime": "PDPA"},
+                regions=settings.regions,
+            )
+        page = await client.get(f"/tenants/{t.slug}/privacy", headers=await as_role("account_manager"))
+        row = page.text.split(f'data-request="{late.id}"', 1)[1].split("</tr>", 1)[0]
+        assert '<span class="badge overdue">overdue</span>' in row and f"<td>{late.due_on.isoformat()}</td>" in row
+        row = page.text.split(f'data-request="{fresh.id}"', 1)[1].split("</tr>", 1)[0]
+        assert "overdue" not in row
+        detail = await client.get(
+            f"/tenants/{t.slug}/privacy/requests/{late.id}", headers=await as_role("merchant_admin", t.slug)
+        )
+        assert '<span class="badge overdue">overdue</span>' in detail.text
 
     async def test_opening_a_request_redirects_to_its_page_with_a_flash(self, client, cell_tenant, as_role, dbs):
         t = await cell_tenant()
