@@ -1,6 +1,7 @@
-"""Compliance routes: audit streams, signed export and keys, records of processing, the compliance pages.
+"""Compliance routes: audit streams, signed export and keys, records of processing.
 
-Data-subject request routes live in ``compliance.dsr.controllers`` and are listed in ``ROUTES`` here.
+Data-subject request routes live in ``compliance.dsr.controllers`` and are listed in ``ROUTES`` here;
+the pages are in ``compliance.pages`` and ``compliance.dsr.pages``.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from compliance import checkpoints, export, records, service
 from compliance.dsr import controllers as dsr
-from compliance.dsr import service as dsr_service
-from compliance.dsr.schemas import request_out
 from compliance.models import AuditEntry
 from control_plane.auth import EVERYONE, STAFF, Principal, Role, policy
-from control_plane.database import utcnow
 from control_plane.errors import FieldCollector
 from control_plane.keyring import KeyRing
 from control_plane.settings import Settings
-from tenants.service import find_tenant, list_integrations, list_tenants, residency_view
+from tenants.service import find_tenant
 
 AUDITORS = (Role.platform_admin, Role.compliance_officer)
 
@@ -125,7 +123,7 @@ async def record_html(
     session: AsyncSession, principal: Principal, settings: Settings, keyring: KeyRing, slug: str
 ) -> Template:
     record = await _record(session, principal, settings, keyring, slug)
-    return Template("compliance_record.html", context={"principal": principal, "record": record})
+    return Template("compliance_record.html", context={"principal": principal, "record": record, "slug": slug})
 
 
 @get(RECORDS + ".pdf", opt=policy(roles=EVERYONE), tags=["compliance"], media_type="application/pdf")
@@ -140,71 +138,6 @@ async def record_pdf(
     )
 
 
-# --- compliance pages (compliance officers and platform admins only) -------------------------------
-PAGES = policy(roles=AUDITORS)
-
-
-@get("/compliance", opt=PAGES, include_in_schema=False)
-async def compliance_page(session: AsyncSession, principal: Principal, settings: Settings) -> Template:
-    """Every tenant's regions, regimes, processors, transfers and retention; open subject requests."""
-
-    rows = []
-    for tenant in await list_tenants(session, principal):
-        view = await residency_view(session, tenant, settings.regions)
-        rows.append(
-            {
-                "tenant": tenant,
-                "cells": {r: (settings.regions.get(r), m) for r, m in sorted(view.cells.items())},
-                "integrations": [i for i in await list_integrations(session, principal, tenant.slug)],
-                "transfers": view.transfer_mechanisms,
-            }
-        )
-    requests = [
-        (t, request_out(r, dsr_service.tenant_today(t, utcnow()))) for t, r in await dsr_service.all_requests(session)
-    ]
-    return Template(
-        "compliance_overview.html",
-        context={"principal": principal, "tenants": rows, "requests": requests, "regions": settings.regions},
-    )
-
-
-@get("/compliance/audit", opt=PAGES, include_in_schema=False)
-async def audit_search_page(
-    session: AsyncSession,
-    principal: Principal,
-    tenant: str | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    start: Annotated[str | None, QueryParameter(name="from")] = None,
-    end: Annotated[str | None, QueryParameter(name="to")] = None,
-) -> Template:
-    """Search the audit log by tenant (stream), actor, action and time; export the stream shown."""
-    errors = FieldCollector()
-    when_from, when_to = _when(start, "from", errors), _when(end, "to", errors)
-    entries = []
-    if not errors:
-        entries = await service.search_entries(
-            session, stream=tenant or None, actor=actor, action=action, start=when_from, end=when_to
-        )
-    streams = ["platform", *(t.slug for t in await list_tenants(session, principal))]
-    return Template(
-        "compliance_audit.html",
-        context={
-            "principal": principal,
-            "entries": [entry_out(e) for e in entries],
-            "errors": {e.field: e.message for e in errors.errors},
-            "values": {
-                "tenant": tenant or "",
-                "actor": actor or "",
-                "action": action or "",
-                "from": start or "",
-                "to": end or "",
-            },
-            "streams": streams,
-        },
-    )
-
-
 ROUTES = [
     tenant_audit,
     platform_audit,
@@ -213,7 +146,5 @@ ROUTES = [
     record_json,
     record_html,
     record_pdf,
-    compliance_page,
-    audit_search_page,
     *dsr.ROUTES,
 ]

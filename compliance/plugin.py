@@ -3,9 +3,10 @@ checkpoint and retention jobs, the ``audit`` commands."""
 
 from __future__ import annotations
 
-from compliance import checkpoints, jobs
+from compliance import checkpoints, jobs, pages
 from compliance.cli import audit
 from compliance.controllers import ROUTES
+from compliance.dsr import pages as dsr_pages
 from compliance.service import append_audit_entry
 from control_plane.auth import STAFF, Role
 from control_plane.plugins import Domain, NavLink
@@ -14,7 +15,7 @@ OFFICERS = frozenset({Role.compliance_officer, Role.platform_admin})
 
 DOMAIN = Domain(
     "compliance",
-    routes=ROUTES,
+    routes=[*ROUTES, *pages.ROUTES, *dsr_pages.ROUTES],
     jobs={"audit_checkpoints": (900, jobs.audit_checkpoints), "retention_purge": (3600, jobs.retention_purge)},
     commands=[audit],
     audit_log=append_audit_entry,

@@ -158,19 +158,15 @@ async def list_entries(session: AsyncSession, stream: str, limit: int = 200) -> 
     return list((await session.scalars(stmt)).all())
 
 
-async def search_entries(
-    session: AsyncSession,
+def _search(
+    stmt: sa.Select,
     *,
-    stream: str | None = None,
-    actor: str | None = None,
-    action: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = 200,
-) -> list[AuditEntry]:
-    """Entries matching every given filter, newest first: ``actor`` matches a part of the actor,
-    ``action`` an exact action or a prefix ending in ``.`` (``dsr.``)."""
-    stmt = sa.select(AuditEntry)
+    stream: str | None,
+    actor: str | None,
+    action: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> sa.Select:
     if stream:
         stmt = stmt.where(AuditEntry.stream == stream)
     if actor:
@@ -185,4 +181,49 @@ async def search_entries(
         stmt = stmt.where(AuditEntry.ts >= start)
     if end is not None:
         stmt = stmt.where(AuditEntry.ts < end)
-    return list((await session.scalars(stmt.order_by(AuditEntry.ts.desc(), AuditEntry.id.desc()).limit(limit))).all())
+    return stmt
+
+
+async def search_entries(
+    session: AsyncSession,
+    *,
+    stream: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> list[AuditEntry]:
+    """Entries matching every given filter, newest first, ``limit`` of them from ``offset``: ``actor``
+    matches a part of the actor, ``action`` an exact action or a prefix ending in ``.`` (``dsr.``)."""
+    stmt = _search(sa.select(AuditEntry), stream=stream, actor=actor, action=action, start=start, end=end)
+    stmt = stmt.order_by(AuditEntry.ts.desc(), AuditEntry.id.desc()).limit(limit).offset(max(offset, 0))
+    return list((await session.scalars(stmt)).all())
+
+
+async def count_entries(
+    session: AsyncSession,
+    *,
+    stream: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> int:
+    """How many entries :func:`search_entries` pages through with the same filters."""
+    stmt = _search(
+        sa.select(sa.func.count()).select_from(AuditEntry),
+        stream=stream,
+        actor=actor,
+        action=action,
+        start=start,
+        end=end,
+    )
+    return int(await session.scalar(stmt) or 0)
+
+
+async def entries_for_target(session: AsyncSession, stream: str, target: str) -> list[AuditEntry]:
+    """A target's history in ``stream`` (e.g. one subject request's steps), oldest first."""
+    stmt = sa.select(AuditEntry).where(AuditEntry.stream == stream, AuditEntry.target == target)
+    return list((await session.scalars(stmt.order_by(AuditEntry.seq))).all())

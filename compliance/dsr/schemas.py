@@ -6,7 +6,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from compliance.dsr import deadlines
 
@@ -27,17 +27,27 @@ class RequestCreate(Input):
     subject: str = Field(min_length=1, max_length=320, description="the subject's e-mail, phone or customer id")
     regime: str | None = Field(default=None, description="GDPR | CCPA | PDPA | PIPL; default: the home region's")
     note: str | None = Field(default=None, max_length=2000)
-    correction: dict[str, str] | None = Field(default=None, description="correction: field -> corrected value")
+    correction: dict[str, str] | None = Field(
+        default=None, validate_default=True, description="correction: field -> corrected value"
+    )
 
-    @model_validator(mode="after")
-    def _rules(self) -> RequestCreate:
-        if self.regime is not None and self.regime not in deadlines.REGIMES:
-            raise ValueError(f"regime must be one of {', '.join(deadlines.REGIMES)}")
-        if self.kind == Kind.correction and not self.correction:
+    # Field validators (not one model validator) so that each error names its field, beside it on a form.
+    @field_validator("regime")
+    @classmethod
+    def _known_regime(cls, value: str | None) -> str | None:
+        if value is not None and value not in deadlines.REGIMES:
+            raise ValueError(f"must be one of {', '.join(deadlines.REGIMES)}")
+        return value
+
+    @field_validator("correction")
+    @classmethod
+    def _correction_for_corrections(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict | None:
+        kind = info.data.get("kind")
+        if kind == Kind.correction and not value:
             raise ValueError("a correction request names what to correct (correction: {field: value})")
-        if self.kind != Kind.correction and self.correction:
-            raise ValueError("correction is only for correction requests")
-        return self
+        if kind is not None and kind != Kind.correction and value:
+            raise ValueError("is only for correction requests")
+        return value
 
 
 class Extension(Input):

@@ -4,6 +4,14 @@ Services take the control session and the acting principal and never commit it. 
 or erasing contacts) runs in the cells' own transactions, opened here as ingest does: an erasure is
 committed in every cell before its audit entry is written, and re-running it is harmless (it finds
 nothing left to erase).
+
+Who acts: merchant admins (the controller) and compliance officers and platform admins open requests
+and carry them out; account managers and merchant viewers may read them (the guard lets them, or not,
+reach the pages), never act (:func:`may_act`). What may happen next depends on the request's stage
+(:func:`stage`): an open access request may be exported, extended, completed or rejected; an open
+erasure request may be exported (what it will erase), erased, extended or rejected, and once erased
+only completed; a closed request never changes. :func:`refusal` says why an action is refused (409),
+:func:`allowed_actions` lists the others, and the pages show exactly those.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from billing.metering.service import hash_customer_ref
 from compliance.dsr import deadlines
 from compliance.dsr.models import DsrPolicy, SubjectRequest
 from compliance.dsr.schemas import Closing, Extension, Kind, PolicyPut, RejectionIn, RequestCreate
-from compliance.service import Actor, append_audit_entry
-from control_plane.auth import Principal
+from compliance.models import AuditEntry
+from compliance.service import Actor, append_audit_entry, entries_for_target
+from control_plane.auth import Principal, Role
 from control_plane.database import Databases, utcnow
-from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
+from control_plane.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from control_plane.keyring import KeyRing
 from control_plane.validation import parse
 from tenants import service as tenants
@@ -36,6 +45,18 @@ ERASED = "[erased]"
 # What an access request exports of each contact: its fields as sent, but the reference (stored only
 # as its HMAC), and when it was received.
 CONTACT_FIELDS = (*(f for f in FIELDS if f != "customer_ref"), "received_at")
+HANDLER_ROLES = frozenset({Role.platform_admin, Role.compliance_officer, Role.merchant_admin})
+ACTIONS = ("export", "erase", "extend", "complete", "reject")
+
+
+def may_act(actor: Actor | None) -> bool:
+    """Whether ``actor`` may open requests and act on them (account managers only read them)."""
+    return actor is not None and actor.role in HANDLER_ROLES
+
+
+def _require_handler(actor: Actor) -> None:
+    if not may_act(actor):
+        raise Forbidden(f"role {actor.role} may read data-subject requests but not open or act on them")
 
 
 def tenant_today(tenant: Tenant, now: datetime) -> date:
@@ -109,6 +130,7 @@ async def file_request(
 ) -> SubjectRequest:
     """Record a request with its regime's deadline, after looking the subject up in the tenant's cells."""
     tenant = await tenants.find_tenant(session, actor, slug)
+    _require_handler(actor)
     spec = parse(RequestCreate, data)
     regime = spec.regime or regions.get(tenant.home_region)
     if regime not in deadlines.REGIMES:
@@ -172,6 +194,10 @@ async def file_request(
     return req
 
 
+def request_target(slug: str, req: SubjectRequest) -> str:
+    return f"tenant:{slug}/subject-request/{req.number}"
+
+
 async def _audit(
     session: AsyncSession, actor: Actor, slug: str, req: SubjectRequest, action: str, data: dict, now: datetime
 ) -> None:
@@ -180,10 +206,15 @@ async def _audit(
         stream=slug,
         actor=actor,
         action=action,
-        target=f"tenant:{slug}/subject-request/{req.number}",
+        target=request_target(slug, req),
         data={"request_id": str(req.id), **data},
         now=now,
     )
+
+
+async def request_history(session: AsyncSession, slug: str, req: SubjectRequest) -> list[AuditEntry]:
+    """The request's steps as its tenant's audit stream recorded them, oldest first."""
+    return await entries_for_target(session, slug, request_target(slug, req))
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -222,9 +253,62 @@ async def all_requests(session: AsyncSession) -> list[tuple[Tenant, SubjectReque
     return [(r.Tenant, r.SubjectRequest) for r in rows]
 
 
-def _open(req: SubjectRequest) -> None:
+def stage(req: SubjectRequest) -> str:
+    """``open`` | ``erased`` (an erasure carried out, not yet completed) | ``completed`` | ``rejected``."""
+    if req.status != "open":
+        return req.status
+    return "erased" if req.kind == Kind.erasure and "erased" in (req.details or {}) else "open"
+
+
+def refusal(req: SubjectRequest, action: str) -> Conflict | None:
+    """Why ``action`` may not happen to ``req`` in its stage (a 409), or ``None`` when it may."""
+    n, current = req.number, stage(req)
     if req.status != "open" or req.subject_hash is None:
-        raise Conflict(f"subject request {req.number} is {req.status}; it can no longer change", code="request_closed")
+        return Conflict(f"subject request {n} is {req.status}; it can no longer change", code="request_closed")
+    erased = current == "erased"
+    if erased and action != "complete":
+        return Conflict(
+            f"subject request {n} was carried out (the subject's data is erased); it can only be completed",
+            code="erased_already",
+        )
+    if action == "export" and req.kind not in (Kind.access, Kind.erasure):
+        return Conflict(
+            f"subject request {n} is a {req.kind} request; only access and erasure requests export the subject's data",
+            code="not_exportable",
+        )
+    if action == "erase" and req.kind != Kind.erasure:
+        return Conflict(f"subject request {n} is a {req.kind} request, not an erasure request", code="not_erasure")
+    if action == "extend":
+        if not deadlines.rule_for(req.regime).extendable:
+            return Conflict(f"{req.regime} deadlines cannot be extended", code="not_extendable")
+        if req.extended_due_on is not None:
+            return Conflict(f"subject request {n} was extended already", code="extended_already")
+    if action == "complete" and req.kind == Kind.erasure and not erased:
+        return Conflict(
+            f"subject request {n} is an erasure request: carry out the erasure before completing it",
+            code="erase_first",
+        )
+    return None
+
+
+def allowed_actions(req: SubjectRequest) -> list[str]:
+    return [a for a in ACTIONS if refusal(req, a) is None]
+
+
+def _check(req: SubjectRequest, action: str) -> None:
+    problem = refusal(req, action)
+    if problem is not None:
+        raise problem
+
+
+async def _actionable(
+    session: AsyncSession, actor: Principal, slug: str, request_id: str, action: str
+) -> tuple[Tenant, SubjectRequest]:
+    """The request, once the actor may act on it and its stage allows ``action`` (else 403 or 409)."""
+    tenant, req = await get_request(session, actor, slug, request_id)
+    _require_handler(actor)
+    _check(req, action)
+    return tenant, req
 
 
 # --- access ------------------------------------------------------------------------------------
@@ -239,11 +323,9 @@ def _contact_out(region: str, row: Any) -> dict[str, Any]:
 async def access_export(
     session: AsyncSession, db: Databases, actor: Principal, slug: str, request_id: str, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The subject's contacts from the tenant's cells (an audited sensitive read)."""
-    tenant, req = await get_request(session, actor, slug, request_id)
-    if req.kind != Kind.access:
-        raise Conflict(f"subject request {req.number} is a {req.kind} request, not an access request")
-    _open(req)
+    """The subject's contacts from the tenant's cells (an audited sensitive read): the answer to an access
+    request, or what an erasure request is about to erase."""
+    tenant, req = await _actionable(session, actor, slug, request_id, "export")
     now = now or utcnow()
     cells = await tenant_cells(session, tenant, db.regions)
     contacts: list[dict[str, Any]] = []
@@ -312,19 +394,16 @@ async def erase_in_cell(db: Databases, region: str, tenant_id: uuid.UUID, digest
 async def erase_subject(
     session: AsyncSession, db: Databases, actor: Principal, slug: str, request_id: str, now: datetime | None = None
 ) -> SubjectRequest:
-    """Carry out an erasure request in every cell of the tenant, then close it."""
-    tenant, req = await get_request(session, actor, slug, request_id)
-    if req.kind != Kind.erasure:
-        raise Conflict(f"subject request {req.number} is a {req.kind} request, not an erasure request")
-    _open(req)
+    """Carry out an erasure request in every cell of the tenant; completing it (telling the subject)
+    is the next step, and closes it."""
+    tenant, req = await _actionable(session, actor, slug, request_id, "erase")
     now = now or utcnow()
     digest = req.subject_hash
     result = {
         region: await erase_in_cell(db, region, tenant.id, digest)
         for region in await tenant_cells(session, tenant, db.regions)
     }
-    req.details = {**req.details, "erased": result}
-    _close(req, "completed", now)
+    req.details = {**req.details, "erased": result, "erased_at": now.isoformat()}
     await session.flush()
     await _audit(session, actor, slug, req, "dsr.erased", {"erased": result}, now)
     return req
@@ -339,13 +418,8 @@ async def extend_request(
     session: AsyncSession, actor: Principal, slug: str, request_id: str, data: Any, now: datetime | None = None
 ) -> SubjectRequest:
     """Extend the deadline once, where the regime allows it, with the notice given to the subject."""
-    _, req = await get_request(session, actor, slug, request_id)
+    _, req = await _actionable(session, actor, slug, request_id, "extend")
     spec = parse(Extension, data)
-    _open(req)
-    if not deadlines.rule_for(req.regime).extendable:
-        raise Conflict(f"{req.regime} deadlines cannot be extended", code="not_extendable")
-    if req.extended_due_on is not None:
-        raise Conflict(f"subject request {req.number} was extended already", code="extended_already")
     now = now or utcnow()
     req.extended_due_on = deadlines.extended_due_on(req.regime, req.due_on)
     req.extension_reason = spec.reason
@@ -359,12 +433,9 @@ async def extend_request(
 async def complete_request(
     session: AsyncSession, actor: Principal, slug: str, request_id: str, data: Any, now: datetime | None = None
 ) -> SubjectRequest:
-    """Close an access, correction or opt-out request as answered (erasure closes itself)."""
-    _, req = await get_request(session, actor, slug, request_id)
+    """Close a request as answered; an erasure request only once it is carried out."""
+    _, req = await _actionable(session, actor, slug, request_id, "complete")
     spec = parse(Closing, data or {})
-    _open(req)
-    if req.kind == Kind.erasure:
-        raise Conflict("an erasure request is completed by carrying it out (POST …/erase)", code="erase_first")
     now = now or utcnow()
     if spec.note:
         req.details = {**req.details, "closing_note": spec.note}
@@ -377,9 +448,8 @@ async def complete_request(
 async def reject_request(
     session: AsyncSession, actor: Principal, slug: str, request_id: str, data: Any, now: datetime | None = None
 ) -> SubjectRequest:
-    _, req = await get_request(session, actor, slug, request_id)
+    _, req = await _actionable(session, actor, slug, request_id, "reject")
     spec = parse(RejectionIn, data)
-    _open(req)
     now = now or utcnow()
     req.details = {**req.details, "rejection_reason": spec.reason}
     _close(req, "rejected", now)

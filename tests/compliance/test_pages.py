@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
+from compliance.transfers import unsupported_transfers
+from control_plane.auth import Principal
+from tenants import service as tenants
 from tests.compliance.conftest import SUBJECT
 
 
@@ -46,3 +50,85 @@ class TestCompliancePages:
         bad = await client.get("/compliance/audit", params=base | {"to": "tomorrow"}, headers=auditor)
         assert bad.status_code == 200 and 'id="audit-to-error"' in bad.text
         assert f'href="/api/v1/audit/export?stream={t["slug"]}' in everything.text
+
+
+class TestTransferFlags:
+    async def test_the_overview_flags_missing_and_expired_mechanisms(self, client, make_tenant, auditor, dbs, settings):
+        staff = Principal("user", "am@bpo.test", "account_manager")
+        missing = await make_tenant(markets=["DE", "SG"])
+        expired = await make_tenant(markets=["DE", "CN"])
+        valid = await make_tenant(markets=["DE", "CN"])
+        mechanism = {"regime": "PIPL", "market": "CN", "to_region": "eu", "mechanism": "standard_contract"}
+        async with dbs.control_transaction() as session:
+            # PDPA does not pin SG, so this policy is accepted, but its data leaves Singapore with no mechanism.
+            await tenants.set_residency(
+                session,
+                staff,
+                missing["slug"],
+                {"markets": {"SG": "eu"}},
+                regions=settings.regions,
+                today=date(2026, 1, 1),
+            )
+            for t, until in ((expired, "2026-03-31"), (valid, "2099-12-31")):
+                await tenants.set_residency(
+                    session,
+                    staff,
+                    t["slug"],
+                    {
+                        "markets": {"CN": "eu"},
+                        "transfer_mechanisms": [mechanism | {"reference": f"CAC {until}", "valid_until": until}],
+                    },
+                    regions=settings.regions,
+                    today=date(2026, 1, 1),
+                )
+        page = await client.get("/compliance", headers=auditor)
+        summary = page.text.split('id="transfer-flags"', 1)[1].split("</div>", 1)[0]
+        flags = dict(
+            re.findall(r'class="transfer-flag" data-tenant="([^"]+)" data-market="\w+" data-problem="(\w+)"', summary)
+        )
+        assert flags.get(missing["slug"]) == "missing" and flags.get(expired["slug"]) == "expired"
+        assert valid["slug"] not in flags
+        assert (
+            "SG contacts (PDPA) are stored in &#39;eu&#39;, outside PDPA&#39;s region (sg), with no recorded" in summary
+        )
+        assert "standard_contract (CAC 2026-03-31) expired on 2026-03-31" in summary
+        card = page.text.split(f'id="tenant-{expired["slug"]}"', 1)[1].split('class="card tenant-residency"', 1)[0]
+        assert 'data-market="CN" data-problem="expired"' in card
+
+    def test_the_rule(self):
+        regions = {"eu": "GDPR", "us": "CCPA", "sg": "PDPA", "cn": "PIPL"}
+        cells = {"eu": ["DE", "CN"], "us": ["US", "SG"], "sg": []}
+        mechanisms = [
+            {
+                "regime": "PIPL",
+                "market": None,
+                "to_region": "eu",
+                "mechanism": "certification",
+                "valid_until": "2027-06-30",
+            }
+        ]
+        today = date(2027, 6, 30)
+        assert [(f.market, f.problem) for f in unsupported_transfers(cells, mechanisms, regions, today)] == [
+            ("SG", "missing")
+        ]
+        later = unsupported_transfers(cells, mechanisms, regions, date(2027, 7, 1))
+        assert [(f.market, f.problem, f.expired_on) for f in later] == [
+            ("CN", "expired", "2027-06-30"),
+            ("SG", "missing", None),
+        ]
+        # CCPA controls no export: US data anywhere is not flagged; data in its own regime's region neither.
+        assert unsupported_transfers({"eu": ["US"], "cn": ["CN"]}, [], regions, today) == []
+
+
+class TestOverviewLinks:
+    async def test_every_request_links_to_its_page(self, client, cell_tenant, auditor):
+        t = await cell_tenant()
+        ids = []
+        for kind in ("access", "erasure"):
+            r = await client.post(
+                f"/api/v1/tenants/{t.slug}/subject-requests", json={"kind": kind, "subject": SUBJECT}, headers=auditor
+            )
+            ids.append(r.json()["id"])
+        page = await client.get("/compliance", headers=auditor)
+        for rid in ids:
+            assert f'href="/tenants/{t.slug}/privacy/requests/{rid}" class="request-link"' in page.text

@@ -126,7 +126,7 @@ class TestErasure:
         r = await client.post(f"/api/v1/tenants/{t.slug}/subject-requests/{req['id']}/erase", headers=merchant)
         assert r.status_code == 200, r.text
         out = r.json()
-        assert out["status"] == "completed"
+        assert out["status"] == "open"  # carried out; completing it (the subject told) is the next step
         assert out["details"]["erased"] == {
             "eu": {"contacts": 1, "webhook_events": 1},
             "sg": {"contacts": 1, "webhook_events": 0},
@@ -153,17 +153,20 @@ class TestErasure:
         }
         assert await billing_snapshot(dbs, t.id) == before
 
+        base = f"/api/v1/tenants/{t.slug}/subject-requests/{req['id']}"
+        # Done is done: a second erase is a conflict; completing closes the request.
+        again_erase = await client.post(f"{base}/erase", headers=merchant)
+        assert again_erase.status_code == 409 and again_erase.json()["code"] == "erased_already"
+        done = await client.post(f"{base}/complete", json={"note": "subject told"}, headers=merchant)
+        assert done.status_code == 200 and done.json()["status"] == "completed"
         async with dbs.control_session() as session:
             erased = await session.scalar(
                 sa.select(AuditEntry).where(AuditEntry.stream == t.slug, AuditEntry.action == "dsr.erased")
             )
             stored = await dsr.get_request(session, None, t.slug, req["id"])
         assert erased.actor.startswith("token:") and erased.data["erased"]["eu"]["contacts"] == 1
-        assert stored[1].subject_hash is None  # the reference leaves the control database too
-        # Done is done: a second erase is a conflict, a new request finds nothing left.
-        assert (
-            await client.post(f"/api/v1/tenants/{t.slug}/subject-requests/{req['id']}/erase", headers=merchant)
-        ).status_code == 409
+        assert stored[1].subject_hash is None  # the reference leaves the control database when it closes
+        assert (await client.post(f"{base}/erase", headers=merchant)).json()["code"] == "request_closed"
         again = await _file(client, auditor, t.slug, kind="erasure", subject=SUBJECT)
         assert again["cells"] == {"eu": 0, "sg": 0, "us": 0}
 
