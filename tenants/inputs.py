@@ -46,7 +46,7 @@ def sentence(field: str, message: str) -> str:
     if message == "is required":
         return f"Give {LABELS.get(name, name.replace('_', ' '))}."
     if message == "is not a known field":
-        return f"{name!r} is not a field we know; leave it out."
+        return f"The field {name!r} is not one we know; leave it out."
     message = message[:1].upper() + message[1:]
     return message if message.endswith((".", "!", "?")) else message + "."
 

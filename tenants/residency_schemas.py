@@ -25,7 +25,7 @@ MECHANISMS: dict[str, frozenset[str]] = {code: r.mechanism_codes for code, r in 
 def _market_sentence(code: Any, info: ValidationInfo) -> str:
     """``code`` if it is a country the tenant sells in (when the context names its markets)."""
     if not isinstance(code, str) or len(code) != 2 or pycountry.countries.get(alpha_2=code.upper()) is None:
-        raise ValueError(f"{code!r} is not a country code; use ISO 3166-1 alpha-2 codes such as DE or CN.")
+        raise ValueError(f"The market {code!r} is not a country code; use ISO 3166-1 alpha-2 codes such as DE or CN.")
     if code != code.upper():
         raise ValueError(f"Write country codes in upper case: {code.upper()!r}, not {code!r}.")
     sold = (info.context or {}).get("tenant_markets")
@@ -38,7 +38,7 @@ def _market_sentence(code: Any, info: ValidationInfo) -> str:
 def _region_sentence(value: Any, info: ValidationInfo) -> str:
     regions = (info.context or {}).get("regions")
     if regions is not None and value not in regions:
-        raise ValueError(f"{value!r} is not a region of the registry; choose {one_of(sorted(regions))}.")
+        raise ValueError(f"The region {value!r} is not in the registry; choose {one_of(sorted(regions))}.")
     return value
 
 
@@ -57,7 +57,7 @@ class TransferMechanism(Input):
     @classmethod
     def _regime(cls, v: Any) -> str:
         if v not in REGIMES:
-            raise ValueError(f"{v!r} is not a data-protection regime we know; choose {one_of(list(REGIMES))}.")
+            raise ValueError(f"The regime {v!r} is not one we know; choose {one_of(list(REGIMES))}.")
         return v
 
     @field_validator("market", mode="before")
@@ -80,7 +80,9 @@ class TransferMechanism(Input):
         regime = info.data.get("regime")
         regions = (info.context or {}).get("regions") or {}
         if regime and regions.get(v) == regime:
-            raise ValueError(f"{v!r} is a {regime} region already: data that stays under {regime} needs no mechanism.")
+            raise ValueError(
+                f"The region {v!r} is under {regime} already: data that stays under {regime} needs no mechanism."
+            )
         return v
 
     @field_validator("mechanism", mode="before")
@@ -113,7 +115,7 @@ class TransferMechanism(Input):
         try:
             return date.fromisoformat(str(v).strip())
         except ValueError:
-            raise ValueError(f"{v!r} is not a date; write it as YYYY-MM-DD, e.g. 2029-01-31.") from None
+            raise ValueError(f"The date {v!r} is not one we can read; write it as YYYY-MM-DD (2029-01-31).") from None
 
 
 class ResidencyPut(Input):
