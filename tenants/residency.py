@@ -139,7 +139,8 @@ class IntegrationRef:
 
     @property
     def label(self) -> str:
-        return f"the {self.kind} integration {self.name!r} (processes data in {self.processing_region!r})"
+        named = f"the {self.kind} integration {self.name!r}" if self.name else f"{self.kind} integration"
+        return f"{named} (processes data in {self.processing_region!r})"
 
 
 @dataclass(frozen=True)

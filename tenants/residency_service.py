@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.audit import append_audit_entry
-from control_plane.auth import Principal
+from control_plane.auth import Principal, Role
 from control_plane.database import utcnow
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from tenants import regimes, residency
@@ -78,11 +78,17 @@ def mechanism_out(m: Mapping[str, Any], today: date, used_by: list[str] | None =
 
 
 # --- the state a change is checked against -----------------------------------------------------
-async def _active_integrations(session: AsyncSession, tenant: Tenant) -> list[residency.IntegrationRef]:
+async def _active_integrations(
+    session: AsyncSession, tenant: Tenant, *, named: bool = True
+) -> list[residency.IntegrationRef]:
+    """``named``: with the kind and name, for those who may list integrations (staff, merchant admins)."""
     stmt = sa.select(Integration).where(Integration.tenant_id == tenant.id, Integration.status == "active")
     return [
         residency.IntegrationRef(
-            str(i.id), INTEGRATION_KINDS.get(i.kind, {}).get("label", i.kind), i.name, i.processing_region
+            str(i.id),
+            INTEGRATION_KINDS.get(i.kind, {}).get("label", i.kind) if named else "an active",
+            i.name if named else "",
+            i.processing_region,
         )
         for i in (await session.scalars(stmt.order_by(Integration.created_at))).all()
     ]
@@ -107,8 +113,10 @@ class _State:
         )
 
 
-async def _state(session: AsyncSession, tenant: Tenant, regions: Mapping[str, str], today: date) -> _State:
-    return _State(tenant, await _active_integrations(session, tenant), regions, today)
+async def _state(
+    session: AsyncSession, tenant: Tenant, regions: Mapping[str, str], today: date, *, named: bool = True
+) -> _State:
+    return _State(tenant, await _active_integrations(session, tenant, named=named), regions, today)
 
 
 def _in_use(what: str, stranded: list[str]) -> Conflict:
@@ -178,7 +186,8 @@ async def list_mechanisms(
     tenant = await find_tenant(session, actor, slug)
     policy = await session.get(ResidencyPolicy, tenant.id)
     markets, stored = (dict(policy.markets) if policy else {}), _stored(policy)
-    state = await _state(session, tenant, regions, today)
+    named = actor.is_staff or actor.role == Role.merchant_admin  # as for the list of integrations
+    state = await _state(session, tenant, regions, today, named=named)
     before = state.dependants(markets, stored)
     return [
         mechanism_out(

@@ -65,8 +65,13 @@ class TestAddingMechanisms:
         t = await make_tenant()
         path = f"/api/v1/tenants/{t['slug']}/transfer-mechanisms"
         assert (await client.post(path, json=SCCS, headers=staff_headers)).status_code == 201
+        r = await client.post(f"/api/v1/tenants/{t['slug']}/integrations", json=GORGIAS, headers=staff_headers)
+        assert r.status_code == 201, r.text
         viewer = {"Authorization": f"Bearer {await issue_token('merchant_viewer', t['slug'])}"}
-        assert [m["reference"] for m in (await client.get(path, headers=viewer)).json()] == ["SCC-2026-7"]
+        [seen] = (await client.get(path, headers=viewer)).json()
+        # A viewer may not list integrations: it learns that one depends on the mechanism, not its name.
+        assert seen["reference"] == "SCC-2026-7"
+        assert seen["used_by"] == ["an active integration (processes data in 'us')"]
         admin = {"Authorization": f"Bearer {await issue_token('merchant_admin', t['slug'])}"}
         assert (await client.post(path, json=SCCS | {"reference": "x"}, headers=admin)).status_code == 403
 
