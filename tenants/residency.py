@@ -139,7 +139,8 @@ class IntegrationRef:
 
     @property
     def label(self) -> str:
-        named = f"the {self.kind} integration {self.name!r}" if self.name else f"{self.kind} integration"
+        # Without a name (for a reader who may not list integrations) it stays anonymous.
+        named = f"the {self.kind} integration {self.name!r}" if self.name else "an active integration"
         return f"{named} (processes data in {self.processing_region!r})"
 
 

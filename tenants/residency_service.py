@@ -81,12 +81,12 @@ def mechanism_out(m: Mapping[str, Any], today: date, used_by: list[str] | None =
 async def _active_integrations(
     session: AsyncSession, tenant: Tenant, *, named: bool = True
 ) -> list[residency.IntegrationRef]:
-    """``named``: with the kind and name, for those who may list integrations (staff, merchant admins)."""
+    """``named``: with their names, for those who may list integrations (staff, merchant admins)."""
     stmt = sa.select(Integration).where(Integration.tenant_id == tenant.id, Integration.status == "active")
     return [
         residency.IntegrationRef(
             str(i.id),
-            INTEGRATION_KINDS.get(i.kind, {}).get("label", i.kind) if named else "an active",
+            INTEGRATION_KINDS.get(i.kind, {}).get("label", i.kind),
             i.name if named else "",
             i.processing_region,
         )
