@@ -1,4 +1,4 @@
-"""The tenants domain as the app sees it: its routes (tenants, contracts, residency, integrations, keys),
+"""The tenants domain as the app sees it: its routes and pages (tenants, contracts, residency, integrations, keys),
 the tenant directory and API-key credentials the kernel asks for, its re-sealer and its demo tenants."""
 
 from __future__ import annotations
@@ -8,11 +8,12 @@ from control_plane.plugins import Domain, NavLink
 from tenants.controllers import ROUTES
 from tenants.demo import seed_demo_tenants
 from tenants.directory import TenantDirectory, api_key_principal
+from tenants.pages import PAGES
 from tenants.service import key_ids_in_use, reencrypt_secrets
 
 DOMAIN = Domain(
     "tenants",
-    routes=ROUTES,
+    routes=[*ROUTES, *PAGES],
     tenant_directory=TenantDirectory,
     credentials={"bpo_live_": api_key_principal},
     resealers=[reencrypt_secrets],

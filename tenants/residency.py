@@ -4,6 +4,18 @@ A market whose regime pins its data (`tenants.regimes`: PIPL's CN, GDPR's EEA an
 region of that regime in the region registry: a policy that sends one elsewhere, or an integration
 that would process an export-controlled cell's data in another region, is refused unless a
 matching, unexpired transfer mechanism of that regime is recorded.
+
+**Expiry.** A mechanism with ``valid_until`` counts up to and including that day and no longer
+counts from the next day on (the server's date): it is then *expired*. An expired mechanism is kept
+and listed (status ``expired``) but covers nothing, so whatever rested on it is uncovered from that
+day; a new mechanism must be valid today to be recorded. A mechanism without ``valid_until`` (e.g.
+an adequacy decision) does not expire.
+
+**Dependants.** A routed market (a market the policy sends out of its regime's region) and an
+active integration (processing a cell's data in another region) *depend on* the mechanisms that
+cover them. :func:`dependants` lists them in a given state, each covered or not; a change (revoking
+a mechanism, replacing the list, re-routing markets) that strands one, covered before and not after
+(:func:`stranded`), is refused by the service (409 ``mechanism_in_use``, naming each).
 """
 
 from __future__ import annotations
@@ -27,6 +39,12 @@ def region_for_market(
     return home_region if not pinned or home_region in pinned else pinned[0]
 
 
+def is_expired(mechanism: Mapping[str, Any], today: date) -> bool:
+    """Past its ``valid_until`` (the day itself still counts): an expired mechanism covers nothing."""
+    valid_until = mechanism.get("valid_until")
+    return bool(valid_until) and date.fromisoformat(str(valid_until)) < today
+
+
 def has_mechanism(
     mechanisms: Iterable[Mapping[str, Any]], *, regime: str, to_region: str, market: str | None, today: date
 ) -> bool:
@@ -35,8 +53,7 @@ def has_mechanism(
             continue
         if market is not None and m.get("market") not in (None, market):
             continue
-        valid_until = m.get("valid_until")
-        if valid_until and date.fromisoformat(str(valid_until)) < today:
+        if is_expired(m, today):
             continue
         return True
     return False
@@ -65,7 +82,7 @@ def policy_refusals(
                     f"markets.{market}",
                     f"{market} is a {regime} market whose data must stay in {pinned}; sending it to {region!r} "
                     f"needs a recorded {regime} transfer mechanism ({regimes.mechanisms_label(regime)}) "
-                    f"for {market} to {region!r}",
+                    f"for {market} to {region!r}.",
                 )
             )
     return out
@@ -104,8 +121,75 @@ def integration_refusal(
         if not ok:
             listed = ", ".join(region_markets) or "the home market"
             return (
-                f"{kind} processes data in {processing_region!r}, but the tenant's {region!r} cell ({regime}; "
-                f"markets {listed}) may not send data there without a recorded {regime} transfer mechanism "
-                f"({regimes.mechanisms_label(regime)}) to {processing_region!r}"
+                f"The {kind} integration processes data in {processing_region!r}, but the tenant's "
+                f"{region!r} cell ({regime}; markets {listed}) may not send data there without a recorded "
+                f"{regime} transfer mechanism ({regimes.mechanisms_label(regime)}) to {processing_region!r}."
             )
     return None
+
+
+@dataclass(frozen=True)
+class IntegrationRef:
+    """What the residency rules need of an active integration, and how to name it to a person."""
+
+    key: str
+    kind: str
+    name: str
+    processing_region: str
+
+    @property
+    def label(self) -> str:
+        # Without a name (for a reader who may not list integrations) it stays anonymous.
+        named = f"the {self.kind} integration {self.name!r}" if self.name else "an active integration"
+        return f"{named} (processes data in {self.processing_region!r})"
+
+
+@dataclass(frozen=True)
+class Dependant:
+    label: str
+    covered: bool
+
+
+def dependants(
+    *,
+    tenant_markets: Iterable[str],
+    home_region: str,
+    markets: Mapping[str, str],
+    mechanisms: list[Mapping[str, Any]],
+    integrations: Iterable[IntegrationRef],
+    regions: Mapping[str, str],
+    today: date,
+) -> dict[str, Dependant]:
+    """``{key: Dependant}`` of the routed markets and integrations that need a transfer mechanism,
+    each with whether one covers it now.
+
+    A routed market's key names its route (``market:CN->eu``), so routing it elsewhere makes a new
+    dependant rather than keeping the old one covered."""
+    out: dict[str, Dependant] = {}
+    for market, region in sorted(markets.items()):
+        pinned_to = regimes.pinned_regions(market, regions)
+        if not pinned_to or region in pinned_to:
+            continue
+        regime = regimes.regime_of_market(market) or ""
+        ok = has_mechanism(mechanisms, regime=regime, to_region=region, market=market, today=today)
+        out[f"market:{market}->{region}"] = Dependant(f"market {market} (routed to {region!r})", ok)
+    cells = cells_in_use(tenant_markets, markets, home_region, regions)
+    for integ in integrations:
+        if not any(r != integ.processing_region and regimes.export_controlled(regions.get(r)) for r in cells):
+            continue
+        refusal = integration_refusal(
+            processing_region=integ.processing_region,
+            cells=cells,
+            regions=regions,
+            mechanisms=mechanisms,
+            today=today,
+            kind=integ.kind,
+        )
+        out[f"integration:{integ.key}"] = Dependant(integ.label, refusal is None)
+    return out
+
+
+def stranded(before: Mapping[str, Dependant], after: Mapping[str, Dependant]) -> list[str]:
+    """The labels of what a change would strand: covered ``before``, still needing a mechanism
+    ``after`` and no longer covered."""
+    return [d.label for key, d in sorted(before.items()) if d.covered and key in after and not after[key].covered]

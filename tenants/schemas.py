@@ -1,4 +1,5 @@
-"""API shapes of tenants, contracts, residency, integrations and API keys (pydantic v2).
+"""API shapes of tenants, contracts, integrations and API keys (pydantic v2); residency's are in
+``tenants.residency_schemas``.
 
 Inputs are validated as a whole so that one answer names every bad field; configuration-dependent
 checks (the region registry) read the validation context that the service passes in.
@@ -19,7 +20,6 @@ from babel.numbers import list_currencies
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -34,7 +34,7 @@ from tenants.contracts import (
     DEFAULT_LATE_GRACE_HOURS,
     DEFAULT_REOPEN_WINDOW_HOURS,
 )
-from tenants.regimes import REGIMES
+from tenants.inputs import Input, one_of
 from tenants.vocabulary import Channel, Intent
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
@@ -80,10 +80,6 @@ def _known_region(value: str, info: ValidationInfo) -> str:
     if regions is not None and value not in regions:
         raise ValueError(f"{value!r} is not a region of the registry ({', '.join(sorted(regions))})")
     return value
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 # --- tenants -----------------------------------------------------------------------------------
@@ -193,7 +189,7 @@ class Price(Input):
         return tiers
 
     @model_validator(mode="after")
-    def _one_of(self) -> Price:
+    def one_of(self) -> Price:
         if (self.unit_price is None) == (self.tiers is None):
             raise ValueError("give either unit_price or tiers, not both and not neither")
         return self
@@ -257,75 +253,28 @@ class Contract(Input):
         return self.model_dump(mode="json", exclude_none=False)
 
 
-# --- residency ---------------------------------------------------------------------------------
-Regime = StrEnum("Regime", {code: code for code in REGIMES})  # the regimes of `tenants.regimes`
-
-
-# The mechanisms each regime accepts, from the one regimes module.
-MECHANISMS: dict[str, frozenset[str]] = {code: r.mechanism_codes for code, r in REGIMES.items()}
-
-
-class TransferMechanism(Input):
-    regime: Regime
-    market: str | None = None
-    to_region: str
-    mechanism: str
-    reference: str = Field(min_length=1, max_length=300)
-    valid_until: date | None = None
-
-    @field_validator("market")
-    @classmethod
-    def _market(cls, v: str | None) -> str | None:
-        return None if v is None else check_country(v)
-
-    @field_validator("to_region")
-    @classmethod
-    def _region(cls, v: str, info: ValidationInfo) -> str:
-        return _known_region(v, info)
-
-    @model_validator(mode="after")
-    def _mechanism_fits_regime(self) -> TransferMechanism:
-        allowed = MECHANISMS[self.regime]
-        if self.mechanism not in allowed:
-            raise ValueError(
-                f"mechanism {self.mechanism!r} is not one {self.regime.value} recognises ({', '.join(sorted(allowed))})"
-            )
-        return self
-
-
-class ResidencyPut(Input):
-    markets: dict[str, str] = Field(default_factory=dict)
-    transfer_mechanisms: list[TransferMechanism] = Field(default_factory=list)
-
-    @field_validator("markets")
-    @classmethod
-    def _markets(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        problems = []
-        for market, region in v.items():
-            try:
-                check_country(market)
-                _known_region(region, info)
-            except ValueError as exc:
-                problems.append(f"{market}: {exc}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return v
-
-
 # --- integrations and keys ---------------------------------------------------------------------
 class IntegrationCreate(Input):
     kind: str
     name: str = Field(default="", max_length=200)
     processing_region: str | None = None
-    credentials: dict[str, str] = Field(min_length=1)
+    credentials: dict[str, str]
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=500)
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-
         if v not in INTEGRATION_KINDS:
-            raise ValueError(f"{v!r} is not a known integration ({', '.join(sorted(INTEGRATION_KINDS))})")
+            raise ValueError(f"{v!r} is not an integration we know; choose {one_of(sorted(INTEGRATION_KINDS))}.")
+        return v
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _credentials(cls, v: Any) -> dict[str, str]:
+        if not isinstance(v, dict) or not v:
+            raise ValueError("Give at least one credential as key=value, e.g. access_token=….")
+        if not all(isinstance(k, str) and isinstance(x, str) and k and x for k, x in v.items()):
+            raise ValueError("Give every credential as key=value, with both the key and the value.")
         return v
 
     @field_validator("processing_region")
@@ -335,17 +284,18 @@ class IntegrationCreate(Input):
 
 
 class ApiKeyCreate(Input):
-    scopes: list[str] = Field(min_length=1)
+    scopes: list[str]
     label: str = Field(default="", max_length=200)
 
-    @field_validator("scopes")
+    @field_validator("scopes", mode="before")
     @classmethod
-    def _scopes(cls, v: list[str]) -> list[str]:
-
-        known = {s.value for s in ApiScope}
+    def _scopes(cls, v: Any) -> list[str]:
+        known = sorted(s.value for s in ApiScope)
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"Choose at least one scope: {one_of(known)}.")
         bad = [s for s in v if s not in known]
         if bad:
-            raise ValueError(f"unknown scopes {bad}; known: {', '.join(sorted(known))}")
+            raise ValueError(f"Unknown scope {', '.join(repr(b) for b in bad)}; choose {one_of(known)}.")
         return sorted(set(v))
 
 

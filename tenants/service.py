@@ -1,7 +1,9 @@
-"""Tenant business rules: creation and lifecycle, contract versions, residency, integrations, API keys.
+"""Tenant business rules: creation and lifecycle, contract versions, integrations, API keys.
 
 Every function takes the session and the acting principal, never commits, and appends an audit
-entry to the tenant's stream for every change it makes.
+entry to the tenant's stream for every change it makes. The residency policy and its transfer
+mechanisms are ``tenants.residency_service``'s; the names other domains read (``residency_view``,
+``set_residency``…) are part of this module's API too, as are ``find_tenant`` and ``visible``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -26,12 +27,18 @@ from control_plane.keyring import KeyRing
 from control_plane.validation import parse
 from tenants import residency
 from tenants.catalogue import INTEGRATION_KINDS
+from tenants.inputs import parse_input
 from tenants.models import ApiKey, ContractVersion, Integration, ResidencyPolicy, Tenant
+from tenants.repository import find_tenant, writable_tenant
+from tenants.repository import visible as visible
+from tenants.residency_service import ResidencyView as ResidencyView
+from tenants.residency_service import get_residency as get_residency
+from tenants.residency_service import residency_view
+from tenants.residency_service import set_residency as set_residency
 from tenants.schemas import (
     ApiKeyCreate,
     Contract,
     IntegrationCreate,
-    ResidencyPut,
     TenantCreate,
     TenantStatus,
     TenantTransition,
@@ -55,18 +62,6 @@ def _integration_aad(integration_id: uuid.UUID, part: str) -> str:
 
 
 # --- reading -----------------------------------------------------------------------------------
-async def find_tenant(session: AsyncSession, actor: Principal | None, slug: str) -> Tenant:
-    """The tenant ``slug`` if it exists and ``actor`` may see it; 404 otherwise (never 403)."""
-    return visible(await session.scalar(sa.select(Tenant).where(Tenant.slug == slug)), actor, slug)
-
-
-def visible(tenant: Tenant | None, actor: Principal | None, slug: str) -> Tenant:
-    """``tenant`` (found by ``slug``) if it exists and ``actor`` may see it; 404 otherwise (never 403)."""
-    if tenant is None or (actor is not None and actor.tenant_bound and actor.tenant_id != tenant.id):
-        raise NotFound(f"no tenant {slug!r}")
-    return tenant
-
-
 async def list_tenants(session: AsyncSession, actor: Principal, status: str | None = None) -> list[Tenant]:
     stmt = sa.select(Tenant).order_by(Tenant.slug)
     if actor.tenant_bound:
@@ -74,13 +69,6 @@ async def list_tenants(session: AsyncSession, actor: Principal, status: str | No
     if status:
         stmt = stmt.where(Tenant.status == status)
     return list((await session.scalars(stmt)).all())
-
-
-async def _writable(session: AsyncSession, actor: Principal, slug: str) -> Tenant:
-    tenant = await find_tenant(session, actor, slug)
-    if tenant.status == TenantStatus.offboarded:
-        raise Conflict(f"tenant {slug!r} is offboarded; it can no longer change", code="tenant_offboarded")
-    return tenant
 
 
 # --- tenants -----------------------------------------------------------------------------------
@@ -117,7 +105,7 @@ async def create_tenant(
 
 
 async def update_tenant(session: AsyncSession, actor: Principal, slug: str, data: Any) -> Tenant:
-    tenant = await _writable(session, actor, slug)
+    tenant = await writable_tenant(session, actor, slug)
     spec = parse(TenantUpdate, data)
     changes = spec.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     for key, value in changes.items():
@@ -146,7 +134,7 @@ async def checklist(session: AsyncSession, tenant: Tenant) -> dict[str, bool]:
 
 
 async def transition_tenant(session: AsyncSession, actor: Principal, slug: str, data: Any) -> Tenant:
-    spec = parse(TenantTransition, data)
+    spec = parse_input(TenantTransition, data)
     tenant = await find_tenant(session, actor, slug)
     current, target = tenant.status, spec.to.value
     if target not in TRANSITIONS[current]:
@@ -176,7 +164,7 @@ async def transition_tenant(session: AsyncSession, actor: Principal, slug: str, 
 
 # --- contracts ---------------------------------------------------------------------------------
 async def add_contract_version(session: AsyncSession, actor: Principal, slug: str, data: Any) -> ContractVersion:
-    tenant = await _writable(session, actor, slug)
+    tenant = await writable_tenant(session, actor, slug)
     spec = parse(Contract, data, {"currency": tenant.currency})
     latest = await session.scalar(
         sa.select(sa.func.max(ContractVersion.version)).where(ContractVersion.tenant_id == tenant.id)
@@ -223,56 +211,6 @@ async def contract_in_force(session: AsyncSession, tenant_id: uuid.UUID, period_
     return await session.scalar(stmt)
 
 
-# --- residency ---------------------------------------------------------------------------------
-async def get_residency(session: AsyncSession, tenant: Tenant) -> ResidencyPolicy | None:
-    return await session.get(ResidencyPolicy, tenant.id)
-
-
-async def set_residency(
-    session: AsyncSession, actor: Principal, slug: str, data: Any, *, regions: Mapping[str, str], today: date
-) -> ResidencyPolicy:
-    tenant = await _writable(session, actor, slug)
-    spec = parse(ResidencyPut, data, {"regions": regions})
-    mechanisms = [m.model_dump(mode="json") for m in spec.transfer_mechanisms]
-    refusals = residency.policy_refusals(spec.markets, mechanisms, today, regions)
-    if refusals:
-        raise Conflict("; ".join(r.reason for r in refusals), code="residency_refused")
-    policy = await session.get(ResidencyPolicy, tenant.id)
-    if policy is None:
-        policy = ResidencyPolicy(tenant_id=tenant.id)
-        session.add(policy)
-    policy.markets = dict(spec.markets)
-    policy.transfer_mechanisms = mechanisms
-    policy.updated_at = utcnow()
-    policy.updated_by = actor.actor
-    await session.flush()
-    await append_audit_entry(
-        session,
-        stream=slug,
-        actor=actor,
-        action="residency.updated",
-        target=f"tenant:{slug}/residency",
-        data={"markets": policy.markets, "transfer_mechanisms": mechanisms},
-    )
-    return policy
-
-
-@dataclass(frozen=True)
-class ResidencyView:
-    cells: dict[str, list[str]]
-    markets: dict[str, str]
-    transfer_mechanisms: list[dict[str, Any]]
-
-
-async def residency_view(session: AsyncSession, tenant: Tenant, regions: Mapping[str, str]) -> ResidencyView:
-    """The tenant's cells under its policy and the region registry ``regions``."""
-    policy = await session.get(ResidencyPolicy, tenant.id)
-    markets = dict(policy.markets) if policy else {}
-    mechanisms = list(policy.transfer_mechanisms) if policy else []
-    cells = residency.cells_in_use(tenant.markets, markets, tenant.home_region, regions)
-    return ResidencyView(cells, markets, mechanisms)
-
-
 # --- integrations ------------------------------------------------------------------------------
 async def add_integration(
     session: AsyncSession,
@@ -284,8 +222,8 @@ async def add_integration(
     keyring: KeyRing,
     today: date,
 ) -> Integration:
-    tenant = await _writable(session, actor, slug)
-    spec = parse(IntegrationCreate, data, {"regions": regions})
+    tenant = await writable_tenant(session, actor, slug, lock=True)  # checked against the policy one at a time
+    spec = parse_input(IntegrationCreate, data, {"regions": regions})
     region = spec.processing_region or INTEGRATION_KINDS[spec.kind]["processing_region"]
     view = await residency_view(session, tenant, regions)
     reason = residency.integration_refusal(
@@ -381,8 +319,8 @@ async def key_ids_in_use(session: AsyncSession) -> set[str]:
 # --- API keys ----------------------------------------------------------------------------------
 async def issue_api_key(session: AsyncSession, actor: Principal, slug: str, data: Any) -> tuple[ApiKey, str]:
     """A new key and its secret: the secret is returned once and only its hash is stored."""
-    tenant = await _writable(session, actor, slug)
-    spec = parse(ApiKeyCreate, data)
+    tenant = await writable_tenant(session, actor, slug)
+    spec = parse_input(ApiKeyCreate, data)
     prefix, secret = new_secret("live")
     key = ApiKey(
         tenant_id=tenant.id,

@@ -162,12 +162,19 @@ class TestResidency:
         bad = await client.put(
             path, json={"markets": {"FR": "us"}, "transfer_mechanisms": [wrong]}, headers=staff_headers
         )
-        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "transfer_mechanisms.0"
+        # The bad mechanism is named at its own field, in a sentence that says what GDPR accepts.
+        assert bad.status_code == 422
+        [error] = bad.json()["errors"]
+        assert error["field"] == "transfer_mechanisms.0.mechanism"
+        assert error["message"].startswith("The mechanism 'standard_contract' is not one GDPR recognises")
+        assert "sccs" in error["message"] and error["message"].endswith(".")
+        # An expired mechanism is refused as input (it would cover nothing), naming its date.
         expired = wrong | {"mechanism": "sccs", "valid_until": "2020-01-01"}
         late = await client.put(
             path, json={"markets": {"FR": "us"}, "transfer_mechanisms": [expired]}, headers=staff_headers
         )
-        assert late.status_code == 409
+        assert late.status_code == 422
+        assert [e["field"] for e in late.json()["errors"]] == ["transfer_mechanisms.0.valid_until"]
 
 
 class TestIntegrations:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from compliance.dsr import deadlines
 from tenants import regimes, residency
-from tenants.schemas import TransferMechanism
+from tenants.residency_schemas import TransferMechanism
 
 TODAY = date(2026, 11, 30)
 REGISTRY = {"eu": "GDPR", "us": "CCPA", "sg": "PDPA", "cn": "PIPL"}
