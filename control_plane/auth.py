@@ -4,8 +4,8 @@ A request is authenticated by exactly one of: a browser session (server-side, se
 ``control_plane.signin``), a bearer token issued by ``bpoctl token issue``, or a tenant API key.
 A merchant's session or token stops working when its tenant is offboarded; while it is suspended
 it may read (GET) but not change anything: the merchant must still see its invoices and reports to
-settle what got it suspended. Route
-handlers declare what they allow in ``opt``: ``public``, ``roles`` and, for API keys, ``scopes``.
+settle what got it suspended. Route handlers declare what they allow in ``opt``: ``public``,
+``roles`` and, for API keys, ``scopes``.
 The guard :func:`authorize` applies it uniformly, in this order: 401 (who are you), 404 (a
 tenant-bound caller naming another tenant), 403 (what you may do).
 """
@@ -164,15 +164,23 @@ async def session_principal(session: AsyncSession, token: str, now: datetime | N
     if live.ended_at is not None or live.expires_at <= now or not user.active:
         return None
     if now - live.last_seen_at >= SEEN_EVERY:
-        live.last_seen_at = now
+        await _record_last_seen(session, live.id, now)
     slug = status = None
     if user.tenant_id is not None:
         slug, status = await plugins.tenant_directory().slug_and_status(session, user.tenant_id)
     return Principal("user", user.email, user.role, user.tenant_id, slug, user_id=user.id, tenant_status=status)
 
 
+async def _record_last_seen(session: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
+    """Best effort, like a token's last use: a database that refuses the write does not sign anyone out."""
+    try:
+        await session.execute(sa.update(UserSession).where(UserSession.id == session_id).values(last_seen_at=now))
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("last activity of a session not recorded: %s", type(exc).__name__)
+
+
 async def principal_for_session(db: Databases, token: str) -> Principal | None:
-    async with db.control_transaction() as session:
+    async with db.control_autocommit() as session:
         principal = await session_principal(session, token)
     if principal is None or principal.tenant_status == "offboarded":
         return None

@@ -96,7 +96,7 @@ async def sign_in_with_password(
     """Check a password under the throttle. Nothing here raises for a wrong password: the caller's
     transaction commits the failure count and its audit entries."""
     now = now or utcnow()
-    email = email.strip().lower()
+    email = email.strip().lower()[:254]  # no e-mail address is longer (RFC 5321)
     keys = throttle_keys(email, address)
     wait = await _locked_for(session, keys, now)
     if wait is not None:

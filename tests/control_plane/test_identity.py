@@ -449,3 +449,12 @@ async def test_anyone_turns_on_a_second_factor_under_my_account(client, dbs):
     await client.post("/logout", headers=headers)
     again = await login(client, address)
     assert again.status_code == 200 and ">Code</label>" in again.text
+
+
+@pytest.mark.usefixtures("clear_throttle")
+async def test_a_refused_sign_in_is_an_html_page_and_absurd_input_is_only_wrong(client, dbs):
+    refused = await login(client, "nobody@example.com", "whatever it is")
+    assert refused.status_code == 401 and refused.headers["content-type"].startswith("text/html")
+    assert "Email or password is wrong." in refused.text and 'value="nobody@example.com"' in refused.text
+    huge = await login(client, "x" * 10_000 + "@example.com", "y" * 10_000)
+    assert huge.status_code == 401
