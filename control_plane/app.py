@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane import account, users
 from control_plane import controllers as cp
 from control_plane.auth import AuthenticationMiddleware, Principal, authorize
+from control_plane.bodies import BodyGuardMiddleware
 from control_plane.database import Databases
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.keyring import KeyRing
@@ -32,6 +34,7 @@ from control_plane.navigation import TEMPLATE_CALLABLES
 from control_plane.periodic import JobContext
 from control_plane.plugins import domains
 from control_plane.scheduler import Leader, build_scheduler
+from control_plane.security_headers import security_headers
 from control_plane.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,7 +149,13 @@ def create_app(
             "settings": Provide(provide_settings, sync_to_thread=False),
             "keyring": Provide(provide_keyring, sync_to_thread=False),
         },
-        middleware=[RequestIdMiddleware, session_config.middleware, DefineMiddleware(AuthenticationMiddleware)],
+        middleware=[
+            RequestIdMiddleware,
+            BodyGuardMiddleware,
+            session_config.middleware,
+            DefineMiddleware(AuthenticationMiddleware),
+        ],
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         csrf_config=CSRFConfig(
             secret=secret.hex(),
             cookie_name="bpo_csrf",
@@ -160,6 +169,7 @@ def create_app(
             title="BPO Control Plane", version="1.0.0", path="/schema", render_plugins=[SwaggerRenderPlugin()]
         ),
         logging_config=None,  # control_plane.logging configures JSON logs for every logger
+        before_send=[security_headers(secure=settings.secure_cookies)],
         on_startup=[start],
         on_shutdown=[close],
         debug=False,

@@ -229,7 +229,8 @@ def route_policy(handler: BaseRouteHandler) -> tuple[bool, tuple[str, ...], tupl
 def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """The one guard: 401, then 404 for another tenant, then 403."""
     public, roles, scopes = route_policy(handler)
-    if public:
+    # OPTIONS says which methods exist (and carries CORS preflights): it reveals and changes nothing.
+    if public or connection.scope.get("method") == "OPTIONS":
         return
     principal: Principal | None = connection.scope.get("user")
     if principal is None:
@@ -249,9 +250,13 @@ def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         raise PermissionDeniedException(f"role {principal.role} may not do this")
 
 
-def policy(*, roles: tuple[str, ...] = (), scopes: tuple[str, ...] = (), public: bool = False) -> dict[str, object]:
-    """The ``opt`` of a route handler: ``@get(..., opt=policy(roles=STAFF))``."""
-    return {"roles": tuple(str(r) for r in roles), "scopes": tuple(str(s) for s in scopes), "public": public}
+def policy(
+    *, roles: tuple[str, ...] = (), scopes: tuple[str, ...] = (), public: bool = False, raw_body: bool = False
+) -> dict[str, object]:
+    """The ``opt`` of a route handler: ``@get(..., opt=policy(roles=STAFF))``. ``raw_body``: the handler
+    reads and checks its own body (``control_plane.bodies``)."""
+    opt: dict[str, object] = {"roles": tuple(str(r) for r in roles), "scopes": tuple(str(s) for s in scopes)}
+    return opt | {"public": public, "raw_body": raw_body}
 
 
 def new_expiry(days: int | None) -> datetime | None:

@@ -50,6 +50,13 @@ def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool) ->
     run_server(create_app(settings, run_scheduler=scheduler), host or settings.host, port or settings.port)
 
 
+def server_config(app: object, host: str, port: int) -> uvicorn.Config:
+    """How uvicorn serves the app: no ``server`` banner, no access log (the app logs each request)."""
+    return uvicorn.Config(
+        app, host=host, port=port, lifespan="on", log_level="warning", access_log=False, server_header=False
+    )
+
+
 def run_server(app: object, host: str, port: int) -> None:
     """uvicorn on ``host:port``, the garbage collector tuned for a server.
 
@@ -63,7 +70,7 @@ def run_server(app: object, host: str, port: int) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(server_config(app, host, port)).run()
 
 
 @main.command()

@@ -58,6 +58,10 @@ class Settings:
     secure_cookies: bool = False
     # /ready answers 503 when a rollup delta has waited in a cell longer than this (seconds).
     ready_max_delta_age: float = 300.0
+    # Origins whose pages may call the API from a browser (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
+    # Outbound webhooks to loopback, link-local or private addresses (tests, on-premise receivers).
+    allow_private_webhooks: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -102,4 +106,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         public_url=env.get("BPO_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
         secure_cookies=env.get("BPO_SECURE_COOKIES") == "1",
         ready_max_delta_age=float(env.get("BPO_READY_MAX_DELTA_AGE", "300")),
+        cors_origins=tuple(o.strip() for o in env.get("BPO_CORS_ORIGINS", "").split(",") if o.strip()),
+        allow_private_webhooks=env.get("BPO_ALLOW_PRIVATE_WEBHOOKS") == "1",
     )

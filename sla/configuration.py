@@ -16,6 +16,7 @@ from compliance.service import Actor, append_audit_entry
 from control_plane.database import utcnow
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from control_plane.keyring import KeyRing
+from control_plane.outbound import check_destination
 from control_plane.validation import parse
 from sla.models import AlertWebhook, ExcludedWindow
 from sla.schemas import AlertWebhookPut, ExcludedWindowCreate, SupportCalendarPut
@@ -122,7 +123,14 @@ def webhook_aad(tenant_id: uuid.UUID) -> str:
 
 
 async def set_alert_webhook(
-    session: AsyncSession, actor: Actor, slug: str, data: Any, *, keyring: KeyRing, keep_secret: bool = False
+    session: AsyncSession,
+    actor: Actor,
+    slug: str,
+    data: Any,
+    *,
+    keyring: KeyRing,
+    keep_secret: bool = False,
+    allow_private: bool = False,
 ) -> tuple[AlertWebhook, str | None]:
     """Set where alerts go; returns the signing secret (shown once; sealed by the key ring at rest).
 
@@ -131,6 +139,7 @@ async def set_alert_webhook(
 
     tenant = await tenants.find_tenant(session, actor, slug)
     spec = parse(AlertWebhookPut, data)
+    await check_destination(str(spec.url), allow_private=allow_private)
     row = await session.get(AlertWebhook, tenant.id)
     if spec.secret is None and keep_secret and row is None:
         raise InvalidInput([FieldError("secret", "is required while none is set")])

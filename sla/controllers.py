@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.metering.controllers import settle_before_read
 from control_plane.auth import EVERYONE, ONBOARDING, STAFF, ApiScope, Principal, policy
 from control_plane.keyring import KeyRing
+from control_plane.settings import Settings
 from sla import charts, configuration, export, service
 from sla.windows import window_json
 
@@ -79,10 +80,13 @@ async def put_calendar(session: AsyncSession, principal: Principal, slug: str, d
 
 @put(API + "/{slug:str}/sla/webhook", opt=policy(roles=ONBOARDING), tags=["sla"])
 async def put_webhook(
-    session: AsyncSession, principal: Principal, keyring: KeyRing, slug: str, data: dict[str, Any]
+    session: AsyncSession, principal: Principal, keyring: KeyRing, settings: Settings, slug: str, data: dict[str, Any]
 ) -> dict:
-    """Where alerts are POSTed, signed (Standard Webhooks); the secret is shown in this answer only."""
-    row, secret = await configuration.set_alert_webhook(session, principal, slug, data, keyring=keyring)
+    """Where alerts are POSTed, signed (Standard Webhooks); the secret is shown in this answer only. A URL
+    whose host is a loopback, link-local or private address is refused (``control_plane.outbound``)."""
+    row, secret = await configuration.set_alert_webhook(
+        session, principal, slug, data, keyring=keyring, allow_private=settings.allow_private_webhooks
+    )
     return {"url": row.url, "active": row.active, "secret": secret}
 
 

@@ -21,6 +21,7 @@ from control_plane.auth import ONBOARDING, STAFF, Principal, Role, policy
 from control_plane.errors import DomainError
 from control_plane.keyring import KeyRing
 from control_plane.navigation import notify
+from control_plane.settings import Settings
 from sla import configuration
 from sla.settings_form import (
     DAY_NAMES,
@@ -171,6 +172,7 @@ async def webhook_form(
     session: AsyncSession,
     principal: Principal,
     keyring: KeyRing,
+    settings: Settings,
     slug: str,
     data: Annotated[dict[str, Any], FORM],
 ) -> Template | Redirect:
@@ -182,7 +184,13 @@ async def webhook_form(
         "webhook",
         data,
         lambda: configuration.set_alert_webhook(
-            session, principal, slug, webhook_body(data), keyring=keyring, keep_secret=True
+            session,
+            principal,
+            slug,
+            webhook_body(data),
+            keyring=keyring,
+            keep_secret=True,
+            allow_private=settings.allow_private_webhooks,
         ),
         notice="Alert webhook saved",
     )

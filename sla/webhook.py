@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from billing.outbox.service import RetryLater
+from control_plane.outbound import private_destination
 from sla.configuration import alert_webhook_secret
 from sla.models import AlertWebhook
 
@@ -38,6 +39,9 @@ def alert_webhook_handler(ctx: JobContext) -> Handler:
             row = await session.get(AlertWebhook, uuid.UUID(payload["tenant_id"]))
         if row is None or not row.active:
             return {"skipped": "no active webhook"}
+        refused = None if ctx.settings.allow_private_webhooks else await private_destination(row.url)
+        if refused:  # the name may resolve elsewhere than when it was saved
+            return {"skipped": refused}
         body = json.dumps(payload["event"], sort_keys=True, separators=(",", ":")).encode()
         stamp = str(int(time.time()))
         headers = {

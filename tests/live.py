@@ -67,6 +67,7 @@ class LiveApp:
 def serve_app(settings: Settings, provider: Provider) -> Iterator[LiveApp]:
     """``create_app`` under uvicorn on a free loopback port, registered with ``provider``."""
     from control_plane.app import create_app
+    from control_plane.cli import server_config
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -78,7 +79,7 @@ def serve_app(settings: Settings, provider: Provider) -> Iterator[LiveApp]:
         public_url=url,
         oidc=OIDCSettings(issuer=provider.issuer, client_id=client_id, client_secret=client_secret),
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(live), lifespan="on", log_level="warning", access_log=False))
+    server = uvicorn.Server(server_config(create_app(live), "127.0.0.1", 0))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

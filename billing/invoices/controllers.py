@@ -161,7 +161,12 @@ async def export_invoices(session: AsyncSession, principal: Principal, period: s
     )
 
 
-@post("/api/v1/payments/webhooks/{provider:str}", opt=policy(public=True), status_code=200, tags=["payments"])
+@post(
+    "/api/v1/payments/webhooks/{provider:str}",
+    opt=policy(public=True, raw_body=True),
+    status_code=200,
+    tags=["payments"],
+)
 async def provider_webhook(
     request: Request, session: AsyncSession, state: State, settings: Settings, provider: str
 ) -> Any:

@@ -104,7 +104,7 @@ def _contacts_of(raw: bytes) -> list[Any]:
 
 @post(
     API + "/{slug:str}/contacts",
-    opt=policy(scopes=(ApiScope.contacts_write,)),
+    opt=policy(scopes=(ApiScope.contacts_write,), raw_body=True),
     status_code=200,
     request_max_body_size=None,
     tags=["contacts"],

@@ -15,7 +15,7 @@ from control_plane.keyring import KeyRing
 
 @post(
     "/api/v1/webhooks/{source:str}/{integration_id:str}",
-    opt=policy(public=True),
+    opt=policy(public=True, raw_body=True),
     status_code=200,
     request_max_body_size=1024 * 1024,
     tags=["webhooks"],
