@@ -8,9 +8,11 @@ from billing import jobs
 from billing.demo import seed_demo_billing
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
+from billing.invoices.schemas import CreditNoteIn, VoidIn
 from billing.metering.cli import rollups_group, webhooks_group
 from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
+from billing.metering.schemas import ContactWire
 from billing.providers.handlers import FACTORIES as PAYMENT_HANDLERS
 from control_plane.auth import EVERYONE, ONBOARDING
 from control_plane.plugins import Domain, NavLink
@@ -28,6 +30,15 @@ DOMAIN = Domain(
     readiness=[rollups_ready],
     on_start=[jobs.settle_at_start],
     demo_seeders=[seed_demo_billing],
+    request_bodies={
+        "POST /api/v1/tenants/{slug}/contacts": list[ContactWire],
+        "POST /api/v1/invoices/{invoice_id}/void": VoidIn,
+        "POST /api/v1/invoices/{invoice_id}/credit-notes": CreditNoteIn,
+    },
+    answers={
+        "GET /api/v1/invoices/{ref}": {"200": ["application/json", "application/pdf"], "303": []},
+        "GET /api/v1/invoices.csv": {"200": ["text/csv"]},
+    },
     nav=[NavLink("drafts", "Drafts", "/billing/drafts", frozenset(ONBOARDING), order=20)],
     tenant_tabs=[
         NavLink("usage", "Usage", "/tenants/{slug}/usage", frozenset(EVERYONE), order=20),

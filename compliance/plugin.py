@@ -7,6 +7,7 @@ from compliance import checkpoints, jobs, pages
 from compliance.cli import audit
 from compliance.controllers import ROUTES
 from compliance.dsr import pages as dsr_pages
+from compliance.dsr.schemas import Closing, Extension, PolicyPut, RejectionIn, RequestCreate
 from compliance.service import append_audit_entry
 from control_plane.auth import STAFF, Role
 from control_plane.plugins import Domain, NavLink
@@ -22,6 +23,14 @@ DOMAIN = Domain(
     resealers=[checkpoints.reseal_signing_keys],
     key_ids_in_use=[checkpoints.signing_key_ids_in_use],
     key_rotation=[checkpoints.rotate_signing],
+    request_bodies={
+        "POST /api/v1/tenants/{slug}/subject-requests": RequestCreate,
+        "POST /api/v1/tenants/{slug}/subject-requests/{request_id}/extend": Extension,
+        "POST /api/v1/tenants/{slug}/subject-requests/{request_id}/complete": Closing,
+        "POST /api/v1/tenants/{slug}/subject-requests/{request_id}/reject": RejectionIn,
+        "PUT /api/v1/tenants/{slug}/subject-request-policy": PolicyPut,
+    },
+    answers={"GET /api/v1/audit/export": {"200": ["application/x-ndjson", "text/csv"]}},
     nav=[
         NavLink("compliance", "Compliance", "/compliance", OFFICERS, order=40),
         NavLink("audit", "Audit log", "/compliance/audit", OFFICERS, order=50),

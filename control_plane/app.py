@@ -22,7 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import account, users
+from control_plane import account, openapi, users
 from control_plane import controllers as cp
 from control_plane.auth import AuthenticationMiddleware, Principal, authorize
 from control_plane.bodies import BodyGuardMiddleware
@@ -174,6 +174,7 @@ def create_app(
         on_shutdown=[close],
         debug=False,
     )
+    openapi.install(app)
     # The OpenAPI document is public: mark its handlers so the one guard (and the route-table test) see it.
     for route in app.routes:
         if route.path.startswith("/schema"):

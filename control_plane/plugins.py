@@ -65,6 +65,10 @@ class Domain(InitPluginProtocol):
     key_ids_in_use: Sequence[Callable[[Any], Awaitable[set[str]]]] = ()
     key_rotation: Sequence[Callable[[Any, Any], Awaitable[dict[str, Any]]]] = ()
     demo_seeders: Sequence[Callable[[Any], Awaitable[None]]] = ()  # in domain order, given the DemoContext
+    # The OpenAPI document (control_plane.openapi): "METHOD /path" -> the model its body is parsed with,
+    # and "METHOD /path" -> {status: content types} for answers that are not plain JSON ([] = redirect).
+    request_bodies: Mapping[str, Any] = field(default_factory=dict)
+    answers: Mapping[str, Mapping[str, Sequence[str]]] = field(default_factory=dict)
     nav: Sequence[NavLink] = ()  # header links
     tenant_tabs: Sequence[NavLink] = ()  # the tabs of a tenant's pages
 

@@ -9,6 +9,7 @@ from sla import jobs
 from sla.configuration import reseal_webhook_secrets, webhook_key_ids_in_use
 from sla.controllers import ROUTES
 from sla.pages import PAGES
+from sla.schemas import AlertWebhookPut, ExcludedWindowCreate, SupportCalendarPut
 from sla.service import ALERT_KIND
 from sla.webhook import alert_webhook_handler
 
@@ -19,6 +20,15 @@ DOMAIN = Domain(
     outbox_handlers={ALERT_KIND: alert_webhook_handler},
     resealers=[reseal_webhook_secrets],
     key_ids_in_use=[webhook_key_ids_in_use],
+    request_bodies={
+        "PUT /api/v1/tenants/{slug}/sla/calendar": SupportCalendarPut,
+        "POST /api/v1/tenants/{slug}/sla/excluded-windows": ExcludedWindowCreate,
+        "PUT /api/v1/tenants/{slug}/sla/webhook": AlertWebhookPut,
+    },
+    answers={
+        "GET /api/v1/tenants/{slug}/sla.csv": {"200": ["text/csv"]},
+        "GET /api/v1/tenants/{slug}/sla.pdf": {"200": ["application/pdf"]},
+    },
     nav=[NavLink("sla_alerts", "SLA alerts", "/sla/alerts", frozenset(ONBOARDING), order=30)],
     tenant_tabs=[
         NavLink("sla", "SLA", "/tenants/{slug}/sla", frozenset(EVERYONE), order=30),

@@ -106,8 +106,8 @@ class TenantCreate(Input):
 
     @field_validator("timezone")
     @classmethod
-    def _tz(cls, v: str) -> str:
-        if v not in TIMEZONES:
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None and v not in TIMEZONES:
             raise ValueError(f"{v!r} is not an IANA time zone such as 'Europe/Berlin'")
         return v
 
@@ -120,7 +120,9 @@ class TenantCreate(Input):
 
     @field_validator("markets")
     @classmethod
-    def _markets(cls, v: list[str]) -> list[str]:
+    def _markets(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:  # an update that leaves the markets as they are
+            return v
         bad = []
         for code in v:
             try:

@@ -64,8 +64,8 @@ class LiveApp:
 
 
 @contextmanager
-def serve_app(settings: Settings, provider: Provider) -> Iterator[LiveApp]:
-    """``create_app`` under uvicorn on a free loopback port, registered with ``provider``."""
+def serve_app(settings: Settings, provider: Provider | None) -> Iterator[LiveApp]:
+    """``create_app`` under uvicorn on a free loopback port, registered with ``provider`` (if any)."""
     from control_plane.app import create_app
     from control_plane.cli import server_config
 
@@ -73,12 +73,12 @@ def serve_app(settings: Settings, provider: Provider) -> Iterator[LiveApp]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    client_id, client_secret = provider.register_client(url + CALLBACK)
-    live = replace(
-        settings,
-        public_url=url,
-        oidc=OIDCSettings(issuer=provider.issuer, client_id=client_id, client_secret=client_secret),
-    )
+    client_id = client_secret = ""
+    live = replace(settings, public_url=url)
+    if provider is not None:
+        client_id, client_secret = provider.register_client(url + CALLBACK)
+        oidc = OIDCSettings(issuer=provider.issuer, client_id=client_id, client_secret=client_secret)
+        live = replace(live, oidc=oidc)
     server = uvicorn.Server(server_config(create_app(live), "127.0.0.1", 0))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
 from billing.money import from_minor_units, minor_digits, money_str, to_decimal
 from billing.rating import InvoiceLine, LineKind, RatedInvoice
@@ -101,3 +103,16 @@ def draft_differences(invoice: Invoice) -> list[dict[str, str]]:
         if before[total] != after[total]:
             out.append({"item": total.replace("_", " "), "was": before[total], "now": after[total]})
     return out
+
+
+class VoidIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /api/v1/invoices/{id}/void`` (parsed by ``service.void_invoice``)."""
+
+    reason: str
+
+
+class CreditNoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /api/v1/invoices/{id}/credit-notes``: a decimal string in the invoice's currency."""
+
+    amount: str
+    reason: str
