@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane import identity, signin
 from control_plane.audit import append_audit_entry
 from control_plane.auth import EVERYONE, Principal, policy
-from control_plane.controllers import FORM, PUBLIC, form_errors, signed_in, totp_aad
+from control_plane.controllers import FORM, PUBLIC, form_errors, signed_in
 from control_plane.database import utcnow
 from control_plane.errors import InvalidInput, NotFound
+from control_plane.identity import totp_aad
 from control_plane.keyring import KeyRing
 from control_plane.models import User
 from control_plane.navigation import notify

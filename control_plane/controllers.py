@@ -18,6 +18,7 @@ from control_plane import service, signin
 from control_plane.auth import EVERYONE, Principal, policy
 from control_plane.database import utcnow
 from control_plane.errors import DomainError, InvalidInput
+from control_plane.identity import totp_aad
 from control_plane.keyring import KeyRing
 from control_plane.models import User
 from control_plane.oidc import OIDCClient, OIDCError
@@ -192,10 +193,6 @@ def form_errors(exc: DomainError) -> dict[str, str]:
     if isinstance(exc, InvalidInput):
         return {e.field: e.message for e in exc.errors}
     return {"_form": exc.message}
-
-
-def totp_aad(user_id: uuid.UUID) -> str:
-    return f"user-totp:{user_id}"
 
 
 @get("/auth/oidc/login", opt=PUBLIC, include_in_schema=False)

@@ -30,6 +30,7 @@ from control_plane.audit import append_audit_entry
 from control_plane.auth import MERCHANT_ROLES, STAFF_ROLES, Principal, Role, hash_secret
 from control_plane.database import utcnow
 from control_plane.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from control_plane.keyring import KeyRing
 from control_plane.models import BearerToken, User, UserLink, UserSession
 from control_plane.validation import parse
 
@@ -348,3 +349,25 @@ async def deactivate_user(session: AsyncSession, actor: Actor, user: User, reaso
 
 def staff_role(role: str) -> bool:
     return role in STAFF_ROLES
+
+
+# --- sealed TOTP secrets and key rotation -------------------------------------------------------
+def totp_aad(user_id: uuid.UUID) -> str:
+    """Binds a sealed TOTP secret to its user (a secret copied to another row does not open)."""
+    return f"user-totp:{user_id}"
+
+
+async def reseal_totp_secrets(session: AsyncSession, keyring: Any) -> int:
+    """Seal every user's TOTP secret again under the ring's active key (``bpoctl keys rotate``)."""
+    changed = 0
+    for user in (await session.scalars(sa.select(User).where(User.totp_secret.is_not(None)))).all():
+        new = keyring.reencrypt(user.totp_secret, totp_aad(user.id))
+        changed += new != user.totp_secret
+        user.totp_secret = new
+    await session.flush()
+    return changed
+
+
+async def totp_key_ids(session: AsyncSession) -> set[str]:
+    secrets_ = (await session.scalars(sa.select(User.totp_secret).where(User.totp_secret.is_not(None)))).all()
+    return {KeyRing.key_id_of(s) for s in secrets_}

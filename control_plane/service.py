@@ -16,7 +16,16 @@ from control_plane.audit import append_audit_entry
 from control_plane.auth import Role, hash_secret, new_expiry, new_secret
 from control_plane.database import Databases, utcnow
 from control_plane.errors import FieldError, Forbidden, InvalidInput, NotFound
-from control_plane.identity import PLATFORM, create_user, hasher, list_users, set_password, tenant_id_for_role  # noqa: F401  (for the CLI, demo, tests)
+from control_plane.identity import (  # noqa: F401  (create_user, list_users, set_password: for the CLI, demo, tests)
+    PLATFORM,
+    create_user,
+    hasher,
+    list_users,
+    reseal_totp_secrets,
+    set_password,
+    tenant_id_for_role,
+    totp_key_ids,
+)
 from control_plane.models import BearerToken, User
 
 
@@ -143,7 +152,7 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
     try:
         async with dbs.control_transaction() as session:
             changed = 0
-            for reseal in (r for d in domains for r in d.resealers):
+            for reseal in (reseal_totp_secrets, *(r for d in domains for r in d.resealers)):
                 changed += await reseal(session, keyring)
             rotated: dict[str, Any] = {}
             for rotate in (r for d in domains for r in d.key_rotation):
@@ -160,7 +169,7 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
         if not keep_old:
             async with dbs.control_session() as session:
                 in_use: set[str] = set()
-                for used in (u for d in domains for u in d.key_ids_in_use):
+                for used in (totp_key_ids, *(u for d in domains for u in d.key_ids_in_use)):
                     in_use |= await used(session)
             retired = keyring.retire_except(in_use)
             keyring.save(settings.keyring_path)

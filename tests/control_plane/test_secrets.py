@@ -120,3 +120,27 @@ class TestKeyRotation:
             assert tenants.integration_webhook_secret(integ, on_disk) == "w" * 20
             assert len(tenants.customer_hash_key(tenant, on_disk)) == 32
             assert await tenants.key_ids_in_use(session) == {ring.active}
+
+
+async def test_rotation_reseals_totp_secrets_so_the_old_key_can_go(app, dbs, settings):
+    """A user's second factor survives ``bpoctl keys rotate``: sealed again, never stranded on a dropped key."""
+    import pyotp
+
+    from control_plane.account import enrol_totp
+    from control_plane.identity import totp_aad
+    from control_plane.models import User
+    from tests.control_plane.test_identity import new_user
+
+    ring: KeyRing = app.state.keyring
+    address = await new_user(dbs)
+    secret = pyotp.random_base32()
+    async with dbs.control_transaction() as session:
+        user = await session.scalar(sa.select(User).where(User.email == address))
+        await enrol_totp(session, ring, user, secret)
+    old = ring.active
+    await rotate_keys(settings, ring)
+    assert old not in ring.keys
+    async with dbs.control_session() as session:
+        user = await session.scalar(sa.select(User).where(User.email == address))
+        assert KeyRing.key_id_of(user.totp_secret) == ring.active
+        assert ring.decrypt(user.totp_secret, totp_aad(user.id)).decode() == secret
