@@ -21,7 +21,7 @@ def _disposition(kind: str, filename: str) -> str:
     name = filename[:MAX_NAME]
     fallback = _UNSAFE.sub("_", name).strip(" .") or "download"
     value = f'{kind}; filename="{fallback}"'
-    if fallback != name:
+    if name and fallback != name:
         value += f"; filename*=UTF-8''{quote(name, safe='')}"
     return value
 

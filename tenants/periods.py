@@ -24,6 +24,10 @@ from control_plane.errors import FieldError, InvalidInput
 
 _MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# The shapes `parse_time` reads, checked first: ``datetime.fromisoformat`` alone would accept a trailing NUL.
+_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?"
+)
 MONTHS_AHEAD = 12  # the latest month a request may name: today's month (UTC) plus this many
 
 
@@ -115,7 +119,7 @@ def parse_time(
     date (its midnight UTC, or as an ``end`` the next midnight, so that the day is included) or a date
     and time without an offset (read as UTC). It must lie from `EARLIEST_PERIOD`'s first instant to the
     end of `Period.latest`; anything else is a 422 on ``field``."""
-    value = (value or "").strip()
+    value = (value or "").strip(" \t")  # spaces a form may carry; a control character is refused
     if not value:
         return None
     earliest = datetime.combine(EARLIEST_PERIOD.first, time(), UTC)
@@ -123,12 +127,14 @@ def parse_time(
     latest = datetime.combine(last.end, time(), UTC)
     span = f"from {earliest:%Y-%m-%d} to {last.end - timedelta(days=1)}"
     try:
+        if not _TIME.fullmatch(value):
+            raise ValueError(value)
         if _DAY.fullmatch(value) and not offset_required:
             day = date.fromisoformat(value)
-            parsed = datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
+            parsed = datetime.combine(min(day, last.end) + timedelta(days=1) if end else day, time(), UTC)
         else:
-            parsed = datetime.fromisoformat(value)
-    except (ValueError, OverflowError):
+            parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
         shapes = "an RFC 3339 time (2026-11-01T09:30:00Z)"
         if not offset_required:
             shapes = f"a date (2026-11-01), a date and time (2026-11-01T09:30) or {shapes}"
