@@ -18,9 +18,11 @@ from compliance import checkpoints, export, records, service
 from compliance.dsr import controllers as dsr
 from compliance.models import AuditEntry
 from control_plane.auth import EVERYONE, STAFF, Principal, Role, policy
-from control_plane.errors import FieldCollector
+from control_plane.downloads import attachment, inline
+from control_plane.errors import FieldCollector, InvalidInput
 from control_plane.keyring import KeyRing
 from control_plane.settings import Settings
+from tenants.periods import parse_time
 from tenants.service import find_tenant
 
 AUDITORS = (Role.platform_admin, Role.compliance_officer)
@@ -44,18 +46,13 @@ async def platform_audit(session: AsyncSession, limit: int = 200) -> list[dict]:
     return [entry_out(e) for e in reversed(entries)]
 
 
-def _when(value: str | None, name: str, errors: FieldCollector) -> datetime | None:
-    if not value:
-        return None
+def _time(value: str | None, field: str, errors: FieldCollector) -> datetime | None:
+    """``from``/``to`` of the export: RFC 3339 with an offset, in the one time range (`parse_time`)."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        errors.add(name, "is not an RFC 3339 date-time such as 2026-10-01T00:00:00Z")
+        return parse_time(value, field, offset_required=True)
+    except InvalidInput as exc:
+        errors.errors.extend(exc.errors)
         return None
-    if parsed.tzinfo is None:
-        errors.add(name, "needs a time zone offset (e.g. Z or +02:00)")
-        return None
-    return parsed
 
 
 @get("/api/v1/audit/export", opt=policy(roles=AUDITORS), tags=["audit"])
@@ -70,7 +67,7 @@ async def audit_export(
 ) -> Stream:
     """One stream's entries in ``[from, to)`` as signed JSON Lines (or CSV to read); the export is audited."""
     errors = FieldCollector()
-    when_from, when_to = _when(start, "from", errors), _when(end, "to", errors)
+    when_from, when_to = _time(start, "from", errors), _time(end, "to", errors)
     if format not in ("jsonl", "csv"):
         errors.add("format", "must be jsonl or csv")
     errors.raise_if_any()
@@ -93,7 +90,7 @@ async def audit_export(
     else:
         body = export.export_jsonl(state.db, state.keyring, stream=stream, start=when_from, end=when_to)
         media = "application/x-ndjson"
-    return Stream(body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
+    return Stream(body, media_type=media, headers={"content-disposition": attachment(name)})
 
 
 @get("/api/v1/audit/keys", opt=policy(public=True), tags=["audit"])
@@ -134,7 +131,7 @@ async def record_pdf(
     return Response(
         records.record_pdf(record),
         media_type="application/pdf",
-        headers={"content-disposition": f'inline; filename="records-of-processing-{slug}.pdf"'},
+        headers={"content-disposition": inline(f"records-of-processing-{slug}.pdf")},
     )
 
 

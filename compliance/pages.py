@@ -8,9 +8,8 @@ are paged, newest first, and the page says which rows it shows.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -26,35 +25,27 @@ from compliance.dsr.schemas import request_out
 from compliance.service import rfc3339
 from control_plane.auth import STAFF, Principal, Role, policy
 from control_plane.database import utcnow
-from control_plane.errors import FieldCollector
+from control_plane.errors import FieldCollector, InvalidInput
 from control_plane.settings import Settings
+from tenants.periods import parse_time
 from tenants.service import find_tenant, list_integrations, list_tenants, residency_view
 
 PAGES = policy(roles=AUDITORS)
 TENANT_PAGES = policy(roles=(*STAFF, Role.merchant_admin))
 PAGE_SIZE = 200
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-WHEN_HELP = "is not a date (2026-11-01), a date and time (2026-11-01T09:30) or an RFC 3339 time (2026-11-01T09:30:00Z)"
 FromParam = Annotated[str | None, QueryParameter(name="from")]
 ToParam = Annotated[str | None, QueryParameter(name="to")]
 
 
 def parse_when(value: str | None, name: str, errors: FieldCollector, *, end: bool = False) -> datetime | None:
-    """A time-range end from a query: a date (its midnight, UTC; as ``end``, the next midnight, so that the
-    day is included), a date and time without an offset (UTC), or RFC 3339; ``None`` when blank."""
-    value = (value or "").strip()
-    if not value:
-        return None
+    """A time-range end from a query (`parse_time`: a date, a date and time read as UTC, or RFC 3339, in
+    the one time range; as ``end`` a date means its next midnight, so that the day is included); ``None``
+    when blank or refused (the reason is added to ``errors``)."""
     try:
-        if DAY.fullmatch(value):
-            day = date.fromisoformat(value)
-            midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return midnight + timedelta(days=1) if end else midnight
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        errors.add(name, WHEN_HELP)
+        return parse_time(value, name, end=end)
+    except InvalidInput as exc:
+        errors.errors.extend(exc.errors)
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _local(when: datetime | None) -> str:
@@ -169,7 +160,9 @@ async def audit_search_page(
     context = await audit_context(session, "/compliance/audit", search)
     streams = ["platform", *(t.slug for t in await list_tenants(session, principal))]
     return Template(
-        "compliance_audit.html", context={"principal": principal, "streams": streams, "can_export": True} | context
+        "compliance_audit.html",
+        context={"principal": principal, "streams": streams, "can_export": True} | context,
+        status_code=422 if context["errors"] else 200,
     )
 
 
@@ -191,6 +184,7 @@ async def tenant_audit_page(
     return Template(
         "tenant_audit.html",
         context={"principal": principal, "tenant": tenant, "can_export": principal.role in AUDITORS} | context,
+        status_code=422 if context["errors"] else 200,
     )
 
 

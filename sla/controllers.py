@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering.controllers import settle_before_read
 from control_plane.auth import EVERYONE, ONBOARDING, STAFF, ApiScope, Principal, policy
+from control_plane.downloads import attachment
+from control_plane.errors import InvalidInput
 from control_plane.keyring import KeyRing
 from control_plane.settings import Settings
 from sla import charts, configuration, export, service
 from sla.windows import window_json
+from tenants.periods import EARLIEST_PERIOD, Period
 
 API = "/api/v1/tenants"
 READ = policy(roles=EVERYONE, scopes=(ApiScope.sla_read,))
@@ -31,8 +34,8 @@ async def sla_csv(session: AsyncSession, principal: Principal, slug: str, period
     name = f"sla-{report['tenant']}-{report['period']}.csv"
     return Response(
         export.report_csv(report),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{name}"'},
+        media_type="text/csv",  # Litestar adds "; charset=utf-8" to text types itself
+        headers={"content-disposition": attachment(name)},
     )
 
 
@@ -43,18 +46,24 @@ async def sla_pdf(session: AsyncSession, principal: Principal, slug: str, period
     return Response(
         export.report_pdf(report),
         media_type="application/pdf",
-        headers={"content-disposition": f'attachment; filename="{name}"'},
+        headers={"content-disposition": attachment(name)},
     )
 
 
 @get("/tenants/{slug:str}/sla", opt=policy(roles=EVERYONE), include_in_schema=False, before_request=settle_before_read)
 async def sla_page(session: AsyncSession, principal: Principal, slug: str, period: str | None = None) -> Template:
-    report = await service.period_report(session, principal, slug, service.check_period(period))
+    """The month's report; a month the selector cannot show is named beside it (422) above this month's."""
+    errors: dict[str, str] = {}
+    try:
+        month = service.check_period(period)
+    except InvalidInput as exc:
+        errors, month = {e.field: e.message for e in exc.errors}, None
+    report = await service.period_report(session, principal, slug, month)
     alerts = await service.list_alerts(session, principal, slug, limit=20) if principal.is_staff else []
-    return Template(
-        template_name="sla_report.html",
-        context={"report": report, "charts": charts.report_charts(report), "principal": principal, "alerts": alerts},
-    )
+    context = {"report": report, "charts": charts.report_charts(report), "principal": principal, "alerts": alerts}
+    context |= {"errors": errors, "typed": period if errors else report["period"]}
+    context |= {"earliest": EARLIEST_PERIOD.label, "latest": Period.latest().label}
+    return Template(template_name="sla_report.html", context=context, status_code=422 if errors else 200)
 
 
 @get(API + "/{slug:str}/sla/excluded-windows", opt=policy(roles=EVERYONE), tags=["sla"])

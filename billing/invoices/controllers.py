@@ -36,9 +36,11 @@ from billing.providers.factory import build_provider
 from billing.providers.port import ProviderConfig, WebhookRefused
 from control_plane.auth import EVERYONE, ONBOARDING, ApiScope, Principal, policy
 from control_plane.database import utcnow
+from control_plane.downloads import attachment, inline
 from control_plane.errors import NotFound, problem
 from control_plane.settings import Settings
 from tenants.models import Tenant
+from tenants.periods import Period
 
 READ = policy(roles=EVERYONE, scopes=(ApiScope.invoices_read,))
 WRITE = policy(roles=ONBOARDING)
@@ -137,27 +139,26 @@ async def read_invoice(session: AsyncSession, principal: Principal, ref: str) ->
         tenant = await session.get_one(Tenant, invoice.tenant_id)
         pdf = render_invoice_pdf(body, {"name": tenant.name, "slug": tenant.slug})
         name = f"{invoice.number or 'draft-' + invoice.period}.pdf"
-        return Response(
-            pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'}
-        )
+        return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": inline(name)})
     return Response(body, media_type=MediaType.JSON)
 
 
 @get("/api/v1/invoices.csv", opt=READ, tags=["invoices"])
-async def export_invoices(session: AsyncSession, principal: Principal, period: str) -> Response:
+async def export_invoices(session: AsyncSession, principal: Principal, state: State, period: str) -> Response:
     """Every invoice of a period (a merchant sees its own) as CSV: one row per invoice (see the module docstring)."""
+    month = Period.parse(period, today=now_of(state).date())
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for inv, slug in await service.list_invoices(session, principal, period=period):
+    for inv, slug in await service.list_invoices(session, principal, period=month.label):
         body = invoice_json(inv, slug, await service.credit_notes_of(session, inv))
         notes = " ".join(n["number"] for n in body["credit_notes"])
         writer.writerow([inv.number or "", slug, inv.period, inv.status, inv.currency, body["usage_subtotal"],
                          body["credit_total"], body["total"], notes, body["credited"], body["balance"]])  # fmt: skip
     return Response(
         out.getvalue(),
-        media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="invoices-{period}.csv"'},
+        media_type="text/csv",  # Litestar adds "; charset=utf-8" to text types
+        headers={"Content-Disposition": attachment(f"invoices-{month}.csv")},
     )
 
 

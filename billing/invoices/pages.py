@@ -35,6 +35,7 @@ from billing.invoices.schemas import credit_note_json, draft_differences, invoic
 from billing.metering.controllers import settle_before_read
 from billing.money import format_money
 from control_plane.auth import EVERYONE, ONBOARDING, STAFF, Principal, policy
+from control_plane.downloads import inline
 from control_plane.errors import Conflict, DomainError, InvalidInput, NotFound
 from control_plane.navigation import notify
 from control_plane.settings import Settings
@@ -325,7 +326,7 @@ async def credit_note_page(session: AsyncSession, principal: Principal, ref: str
         tenant = context["tenant"]
         pdf = render_credit_note_pdf(body, context["invoice"], {"name": tenant.name, "slug": tenant.slug})
         return Response(
-            pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{note.number}.pdf"'}
+            pdf, media_type="application/pdf", headers={"Content-Disposition": inline(f"{note.number}.pdf")}
         )
     return _page("credit_note.html", principal, note=body, **context)
 

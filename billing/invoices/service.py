@@ -172,7 +172,7 @@ async def draft_invoice(session: AsyncSession, actor: Actor, slug: str, period_l
     Returns ``(invoice, changed)``; a re-draft that would produce the same lines changes nothing.
     """
     tenant = await find_tenant(session, actor if _owner_id(actor) else None, slug)
-    period = Period.parse(period_label)
+    period = Period.parse(period_label, today=now.date())
     contract = await contract_in_force(session, tenant.id, period.first)
     if contract is None:
         raise Conflict(f"no contract is in force on {period.first} for {slug!r}", code="no_contract")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -141,24 +139,12 @@ async def ingest_contacts(request: Request, state: State, principal: Principal, 
     return Response(msgspec.json.encode(result.as_dict()), media_type="application/json", background=later)
 
 
-def _month_bounds(month: str | None, timezone: str) -> tuple[date, date, str]:
-    if month:
-        try:
-            start = datetime.strptime(month, "%Y-%m").date()
-        except ValueError:
-            raise InvalidInput([FieldError("month", "must be YYYY-MM")]) from None
-    else:
-        start = datetime.now(ZoneInfo(timezone)).date().replace(day=1)
-    end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
-    return start, end, start.strftime("%Y-%m")
-
-
 @get(API + "/{slug:str}/usage", opt=policy(roles=EVERYONE), tags=["contacts"], before_request=settle_before_read)
 async def usage_json(session: AsyncSession, principal: Principal, slug: str, month: str | None = None) -> dict:
     """Contacts per day (by the tenant's day of ``opened_at``) by resolution, channel and intent."""
     tenant = await tenants.find_tenant(session, principal, slug)
-    start, end, label = _month_bounds(month, tenant.timezone)
-    return await usage.month_usage(session, tenant.id, start, end, label)
+    period = usage.usage_month(month, tenant.timezone)
+    return await usage.month_usage(session, tenant.id, period.first, period.end, period.label)
 
 
 _PAGE: str | None = None
@@ -172,16 +158,22 @@ async def usage_page(session: AsyncSession, principal: Principal, slug: str, mon
     if _PAGE is None:
         _PAGE = (TEMPLATES / "usage.html").read_text()
     tenant = await tenants.find_tenant(session, principal, slug)
-    start, end, label = _month_bounds(month, tenant.timezone)
-    data = await usage.month_usage(session, tenant.id, start, end, label)
+    try:
+        period, invalid = usage.usage_month(month, tenant.timezone), {}
+    except InvalidInput as exc:  # named beside the month field, above the current month's usage
+        period, invalid = usage.usage_month(None, tenant.timezone), {e.field: e.message for e in exc.errors}
+    data = await usage.month_usage(session, tenant.id, period.first, period.end, period.label)
     return Template(
         template_str=_PAGE,
+        status_code=422 if invalid else 200,
         context={
             "principal": principal,
             "tenant": tenant,
             "usage": data,
-            "chart": usage.daily_chart(data, start, end),
+            "chart": usage.daily_chart(data, period.first, period.end),
             "errors": await service.latest_errors(session, tenant.id),
+            "invalid": invalid,
+            "typed": month if invalid else data["month"],
         },
     )
 

@@ -10,10 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering.rollups import read_rollups
 from billing.metering.schemas import RESOLUTIONS
+from control_plane.database import utcnow
+from tenants.periods import Period
 
 RESOLUTION_ORDER = ("ai_resolved", "human_resolved", "open", "abandoned")
 COLOURS = {"ai_resolved": "#2f855a", "human_resolved": "#2b6cb0", "open": "#b7791f", "abandoned": "#9b2c2c"}
 assert set(RESOLUTION_ORDER) == RESOLUTIONS
+
+
+def usage_month(month: str | None, timezone: str) -> Period:
+    """The month of ``month=YYYY-MM`` (the one month parser: 422 on ``month`` outside its range), or
+    when blank the tenant's current month."""
+    return Period.parse(month, "month") if month else Period.at(utcnow(), timezone)
 
 
 async def month_usage(session: AsyncSession, tenant_id: uuid.UUID, start: date, end: date, label: str) -> dict:

@@ -23,6 +23,7 @@ from compliance.dsr.schemas import Kind, request_out
 from compliance.service import entry_body
 from control_plane.auth import STAFF, Principal, Role, policy
 from control_plane.database import utcnow
+from control_plane.downloads import attachment
 from control_plane.errors import Conflict, InvalidInput
 from control_plane.keyring import KeyRing
 from control_plane.navigation import notify
@@ -321,7 +322,7 @@ async def export(request: Request, session: AsyncSession, principal: Principal, 
     return Response(
         json.dumps(body, indent=2, ensure_ascii=False).encode(),
         media_type="application/json",
-        headers={"content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"},
+        headers={"content-disposition": attachment(name), "cache-control": "no-store"},
     )
 
 

@@ -72,6 +72,7 @@ class TestRecordsOfProcessing:
         assert "Record of processing: Acme Records" in html.text and "CAC filing 2026-0113" in html.text
         pdf = await client.get(f"/api/v1/tenants/{slug}/records-of-processing.pdf", headers=merchant)
         assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        assert pdf.headers["content-disposition"] == f'inline; filename="records-of-processing-{slug}.pdf"'
         doc = pypdfium2.PdfDocument(pdf.content)
         text = " ".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
         for expected in ("Acme Records", "Zendesk EU", "standard_contract (CAC filing 2026-0113)", "400 days", "PIPL"):

@@ -335,11 +335,15 @@ class TestCreditNotes:
 
         pdf = await client.get(f"/credit-notes/{note_id}.pdf", headers=am)
         assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+        assert pdf.headers["content-disposition"] == f'inline; filename="{note_number}.pdf"'
         text = _pdf_text(pdf.content)
         assert f"Credit note {note_number}" in text and f"Corrects invoice {number}" in text
         assert "Amount as in the API: EUR 120.00" in text and "Goodwill for the outage" in text
 
-        text = _pdf_text((await client.get(f"/api/v1/invoices/{invoice_id}.pdf", headers=am)).content)
+        invoice_pdf = await client.get(f"/api/v1/invoices/{invoice_id}.pdf", headers=am)
+        assert invoice_pdf.headers["content-type"] == "application/pdf"
+        assert invoice_pdf.headers["content-disposition"] == f'inline; filename="{number}.pdf"'
+        text = _pdf_text(invoice_pdf.content)
         assert f"{note_number} (2026-11-20): Goodwill for the outage" in text and "-€120.00" in text
         assert "Balance as in the API: EUR 4878.68" in text and f"Total as in the API: EUR {TOTAL}" in text
 
