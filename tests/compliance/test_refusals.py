@@ -133,6 +133,22 @@ class TestAccessDenied:
         assert entry["target"] == f"PUT {path}" and entry["request_id"] == denied.json()["request_id"]
         assert entry["data"]["reason"] == "role merchant_admin may not do this" and entry["data"]["status"] == 403
 
+    async def test_a_403_page_for_a_browser_is_recorded_too(self, client, make_tenant, issue_token, auditor):
+        t = await make_tenant()
+        secret = await issue_token("merchant_admin", t["slug"])
+        await client.get("/login")
+        headers = {
+            "Authorization": f"Bearer {secret}",
+            "x-csrftoken": client.cookies.get("bpo_csrf", ""),
+            "Accept": "text/html",
+        }
+        denied = await client.post(
+            f"/tenants/{t['slug']}/contract", data={"effective_from": "2026-10-01"}, headers=headers
+        )
+        assert denied.status_code == 403 and "text/html" in denied.headers["content-type"]
+        [entry] = _entries(await _export(client, auditor, t["slug"]), "access.denied", f"token:{prefix_of(secret)}")
+        assert entry["target"] == f"POST /tenants/{t['slug']}/contract"
+
     async def test_a_403_without_a_tenant_goes_to_the_platform_stream(self, client, issue_token, auditor):
         secret = await issue_token("compliance_officer")
         officer = {"Authorization": f"Bearer {secret}"}
