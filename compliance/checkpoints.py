@@ -2,8 +2,10 @@
 
 A checkpoint signs the canonical JSON of ``{"stream", "seq", "hash", "signed_at", "prev_checkpoint"}``
 where ``prev_checkpoint`` is the SHA-256 of the stream's previous checkpoint body (64 zeros for the
-first). Private keys are sealed by the key ring in the control database; public keys are published as
-a JWK set. Rotation adds a key and retires the old one, which stays published for old exports.
+first). An export's final checkpoint also signs ``header``, the hash of the export's header line
+(``compliance.export``); it is never stored. Private keys are sealed by the key ring in the control
+database; public keys are published as a JWK set. Rotation adds a key and retires the old one,
+which stays published for old exports.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def sign_body(key: SigningKey, keyring: KeyRing, body: dict[str, Any]) -> str:
 def checkpoint_line(cp: Checkpoint | dict[str, Any]) -> dict[str, Any]:
     get = cp.get if isinstance(cp, dict) else lambda k: getattr(cp, k)
     signed_at = get("signed_at")
-    return {
+    line = {
         "type": "checkpoint",
         "stream": get("stream"),
         "seq": get("seq"),
@@ -124,6 +126,9 @@ def checkpoint_line(cp: Checkpoint | dict[str, Any]) -> dict[str, Any]:
         "key_id": get("key_id"),
         "signature": get("signature"),
     }
+    if isinstance(cp, dict) and "header" in cp:  # an export's final checkpoint (never a stored one)
+        line["header"] = cp["header"]
+    return line
 
 
 def checkpoint_hash(cp: Checkpoint | dict[str, Any]) -> str:
@@ -142,13 +147,17 @@ async def sign_checkpoint(
     keyring: KeyRing,
     *,
     stream: str,
-    seq: int,
-    hash_: str,
+    seq: int | None,
+    hash_: str | None,
     prev_checkpoint: str,
     now: datetime | None = None,
     store: bool = True,
+    header: str | None = None,
 ) -> dict[str, Any]:
-    """Sign ``stream``'s entry ``seq``; stored (and so chained) when ``store``."""
+    """Sign ``stream``'s entry ``seq``; stored (and so chained) when ``store``. ``header``: an export's
+    header hash, signed by its final checkpoint (which is not stored: the table has no place for it)."""
+    if store and (header is not None or seq is None):
+        raise ValueError("a stored checkpoint covers an entry and signs no export header")
     key = await active_signing_key(session, keyring)
     body = {
         "stream": stream,
@@ -157,6 +166,8 @@ async def sign_checkpoint(
         "signed_at": rfc3339(now or utcnow()),
         "prev_checkpoint": prev_checkpoint,
     }
+    if header is not None:
+        body["header"] = header
     line = checkpoint_line(body | {"key_id": key.kid, "signature": sign_body(key, keyring, body)})
     if store:
         session.add(

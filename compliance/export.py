@@ -2,7 +2,10 @@
 
 Lines: a ``header``; the ``entry`` lines (each stored entry plus ``"type": "entry"``); the stored
 ``checkpoint`` lines that cover them, each right after the entry it covers; and last, a checkpoint
-signed at export time over the last entry. CSV carries the same entries for reading, unsigned.
+signed at export time over the last entry (``seq`` and ``hash`` null when there is none) whose body
+also carries ``header``, the SHA-256 of the canonical header line: the header's range and counts are
+signed with the entries. That final checkpoint is not stored; the scheduled ones (``bpoctl audit
+checkpoint``) make the stored chain. CSV carries the same entries for reading, unsigned.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import sqlalchemy as sa
 from compliance.checkpoints import checkpoint_hash, checkpoint_line, latest_checkpoint, sign_checkpoint
 from compliance.models import AuditEntry, Checkpoint
 from compliance.service import GENESIS_HASH, entry_body, rfc3339
+from compliance.verify import FORMAT_2, header_hash
 from control_plane.database import Databases, utcnow
 from control_plane.keyring import KeyRing
 
-FORMAT = "bpo-audit-export/1"
+FORMAT = FORMAT_2
 PAGE = 1000
 
 
@@ -86,6 +90,7 @@ async def export_jsonl(
         }
         if first is None:
             yield _line(header)
+            yield _line(await _final_checkpoint(session, keyring, header, None, None, header["prev_checkpoint"]))
             return
         header["prev_hash"] = await session.scalar(
             sa.select(AuditEntry.prev_hash).where(AuditEntry.stream == stream, AuditEntry.seq == first)
@@ -118,17 +123,25 @@ async def export_jsonl(
                 last_hash = entry.hash
             yield "".join(chunk)
 
-        stored_head = await latest_checkpoint(session, stream)
-        head_seq = await session.scalar(sa.select(sa.func.max(AuditEntry.seq)).where(AuditEntry.stream == stream))
-        extends_chain = last == head_seq and (
-            (stored_head is None and prev_cp == GENESIS_HASH)
-            or (stored_head is not None and checkpoint_hash(stored_head) == prev_cp)
-        )
-        final = await sign_checkpoint(
-            session, keyring, stream=stream, seq=last, hash_=last_hash, prev_checkpoint=prev_cp, store=extends_chain
-        )
-        await session.commit()
-        yield _line(final)
+        yield _line(await _final_checkpoint(session, keyring, header, last, last_hash, prev_cp))
+
+
+async def _final_checkpoint(
+    session, keyring: KeyRing, header: dict[str, Any], seq: int | None, hash_: str | None, prev_cp: str
+) -> dict[str, Any]:
+    """The export-time checkpoint over the last entry, signing the header's hash too; not stored."""
+    final = await sign_checkpoint(
+        session,
+        keyring,
+        stream=header["stream"],
+        seq=seq,
+        hash_=hash_,
+        prev_checkpoint=prev_cp,
+        store=False,
+        header=header_hash(header),
+    )
+    await session.commit()  # the first signing key, when this export made it
+    return final
 
 
 CSV_COLUMNS = ["seq", "ts", "stream", "actor", "role", "action", "target", "data", "request_id", "prev_hash", "hash"]

@@ -21,7 +21,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.auth import EVERYONE, ONBOARDING, ApiScope, Principal, Role, policy
-from control_plane.errors import DomainError, InvalidInput
+from control_plane.errors import DomainError, InvalidInput, record_refusal
 from control_plane.keyring import KeyRing
 from control_plane.navigation import notify
 from control_plane.settings import Settings
@@ -153,6 +153,7 @@ async def _form_action(
         await session.rollback()
         if exc.status_code in (403, 404):
             raise
+        await record_refusal(request, exc)  # a change the rules refused is audited (after the rollback)
         errors = _form_errors(exc, rename)
         errors |= {k: v for k, v in (override or {}).items() if k in errors}
         return await _tenant_page(

@@ -9,7 +9,9 @@ repeats. Whatever the path, a change that would strand a routed market or an act
 ``mechanism_in_use`` naming each one, and nothing is written. A mechanism counts through its
 ``valid_until`` day and is expired from the next day on (``tenants.residency``); a new one must be
 valid today (422 on ``valid_until``), and its market must be one the tenant sells in (422 on
-``market``). Every change locks the tenant row and appends an audit entry.
+``market``). Every change locks the tenant row and appends an audit entry; a change the rules
+refuse (409) carries a ``residency.change_refused`` refusal, which the kernel records in the tenant's
+audit stream after the request's own transaction has rolled back (``control_plane.errors.Refusal``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane.audit import append_audit_entry
 from control_plane.auth import Principal, Role
 from control_plane.database import utcnow
-from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
+from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound, Refusal
 from tenants import regimes, residency
 from tenants.catalogue import INTEGRATION_KINDS
 from tenants.inputs import one_of, parse_input
@@ -119,7 +121,12 @@ async def _state(
     return _State(tenant, await _active_integrations(session, tenant, named=named), regions, today)
 
 
-def _in_use(what: str, stranded: list[str]) -> Conflict:
+def _refused(slug: str, target: str, **data: Any) -> Refusal:
+    """What the audit log records of a refused residency change (``target``: under ``tenant:{slug}/``)."""
+    return Refusal("residency.change_refused", f"tenant:{slug}/{target}", stream=slug, data=data)
+
+
+def _in_use(what: str, stranded: list[str], refusal: Refusal) -> Conflict:
     """409 ``mechanism_in_use``: ``what`` the change would do, then what it would strand."""
     them = "them" if len(stranded) > 1 else "it"
     return Conflict(
@@ -127,6 +134,7 @@ def _in_use(what: str, stranded: list[str]) -> Conflict:
         f"and {'they depend' if them == 'them' else 'it depends'} on one. Record another mechanism "
         f"that covers {them} first, or change what depends on it.",
         code="mechanism_in_use",
+        refusal=refusal,
     )
 
 
@@ -211,7 +219,11 @@ async def add_mechanism(
     entry = _new_entry(spec, actor)
     if any(_identity(m) == _identity(entry) for m in stored):
         what = describe(entry)
-        raise Conflict(f"{what[:1].upper()}{what[1:]} is recorded already.", code="mechanism_exists")
+        raise Conflict(
+            f"{what[:1].upper()}{what[1:]} is recorded already.",
+            code="mechanism_exists",
+            refusal=_refused(slug, "residency", mechanism={k: entry[k] for k in IDENTITY}),
+        )
     policy.transfer_mechanisms = [*stored, entry]
     await session.flush()
     await append_audit_entry(
@@ -240,7 +252,11 @@ async def revoke_mechanism(
     state = await _state(session, tenant, regions, today)
     stranded = residency.stranded(state.dependants(policy.markets, stored), state.dependants(policy.markets, rest))
     if stranded:
-        raise _in_use(f"revoking {describe(entry)}", stranded)
+        raise _in_use(
+            f"revoking {describe(entry)}",
+            stranded,
+            _refused(slug, f"transfer-mechanism/{entry['id']}", stranded=stranded),
+        )
     policy.transfer_mechanisms = rest
     policy.updated_at, policy.updated_by = utcnow(), actor.actor
     await session.flush()
@@ -286,11 +302,13 @@ async def set_residency(
         for r in residency.policy_refusals(spec.markets, mechanisms, today, regions)
         if not before.get(_route_key(r.field, spec.markets), _UNCOVERED).covered
     ]
+    refused = _refused(slug, "residency", markets=dict(spec.markets))
     if refusals:
-        raise Conflict(" ".join(refusals), code="residency_refused")
+        raise Conflict(" ".join(refusals), code="residency_refused", refusal=refused)
     if stranded := residency.stranded(before, after):
         dropped = [describe(m) for m in stored if all(m["id"] != x["id"] for x in mechanisms)]
-        raise _in_use(f"removing {one_of(dropped)}" if dropped else "this change of markets", stranded)
+        what = f"removing {one_of(dropped)}" if dropped else "this change of markets"
+        raise _in_use(what, stranded, _refused(slug, "residency", markets=dict(spec.markets), stranded=stranded))
     policy = await _policy(session, tenant, actor)
     policy.markets = dict(spec.markets)
     policy.transfer_mechanisms = mechanisms

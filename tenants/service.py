@@ -22,7 +22,7 @@ from control_plane.actors import Actor
 from control_plane.audit import append_audit_entry
 from control_plane.auth import Principal, hash_secret, new_secret
 from control_plane.database import utcnow
-from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
+from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound, Refusal
 from control_plane.keyring import KeyRing
 from control_plane.validation import parse
 from tenants import residency
@@ -234,8 +234,14 @@ async def add_integration(
         today=today,
         kind=spec.kind,
     )
-    if reason:
-        raise Conflict(reason, code="cross_border_transfer_refused")
+    if reason:  # recorded in the tenant's audit stream once this transaction has rolled back
+        refusal = Refusal(
+            "integration.change_refused",
+            f"tenant:{slug}/integrations",
+            stream=slug,
+            data={"kind": spec.kind, "processing_region": region},
+        )
+        raise Conflict(reason, code="cross_border_transfer_refused", refusal=refusal)
     integration_id = uuid.uuid4()
     integration = Integration(
         id=integration_id,

@@ -145,6 +145,19 @@ class TestTampering:
         refused = CliRunner().invoke(bpoctl, ["audit", "verify", str(bad), "--keys", str(keys)])
         assert refused.exit_code == 1 and refused.output.startswith("line 5:")
 
+    async def test_a_changed_header_range_is_named_at_line_1(self, exported, tmp_path):
+        """Acceptance 4: the final checkpoint signs the header, so moving its ``from`` is refused at line 1."""
+        lines, jwks = exported
+        assert json.loads(lines[-1])["header"] and json.loads(lines[0])["format"] == "bpo-audit-export/2"
+        keys = tmp_path / "keys.json"
+        keys.write_text(json.dumps(jwks))
+        moved = tmp_path / "moved.jsonl"
+        moved.write_text("\n".join(self._changed(lines, 1, **{"from": "2026-01-01T00:00:00.000000Z"})) + "\n")
+        refused = CliRunner().invoke(bpoctl, ["audit", "verify", str(moved), "--keys", str(keys)])
+        assert refused.exit_code == 1 and refused.output.startswith("line 1: the header was changed"), refused.output
+        verdict = verify_lines(self._changed(lines, 1, entries=5, last_seq=5), jwks)
+        assert (verdict.ok, verdict.line) == (False, 1)
+
 
 class TestSigningKeyRotation:
     async def test_exports_before_and_after_rotation_verify(

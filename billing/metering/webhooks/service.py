@@ -16,7 +16,7 @@ from billing.metering import service as metering
 from billing.metering.models import WebhookEvent
 from billing.metering.webhooks import mapping, signatures
 from control_plane.database import Databases, utcnow
-from control_plane.errors import DomainError, FieldError, InvalidInput, NotFound, Unauthenticated
+from control_plane.errors import DomainError, FieldError, InvalidInput, NotFound, Refusal, Unauthenticated
 from control_plane.keyring import KeyRing
 from tenants import service as tenants
 from tenants.models import Integration, Tenant
@@ -36,6 +36,12 @@ async def _integration(db: Databases, source: str, integration_id: str) -> tuple
     if integration is None or tenant is None or (source != "generic" and integration.kind != source):
         raise NotFound(f"no {source} integration {integration_id!r}")
     return integration, tenant
+
+
+def _refused(tenant: Tenant, integration: Integration, source: str) -> Refusal:
+    """A delivery whose signature does not verify, as the tenant's audit stream records it."""
+    target = f"tenant:{tenant.slug}/integration/{integration.id}"
+    return Refusal("webhook.signature_refused", target, stream=tenant.slug, data={"source": source})
 
 
 def _verify(source: str, headers: Mapping[str, str], body: bytes, secret: str, now: datetime) -> None:
@@ -63,7 +69,7 @@ async def receive_webhook(
     try:
         _verify(source, headers, body, secret, now)
     except signatures.SignatureError as exc:
-        raise Unauthenticated(str(exc), code="bad_signature") from None
+        raise Unauthenticated(str(exc), code="bad_signature", refusal=_refused(tenant, integration, source)) from None
     try:
         payload = json.loads(body)
     except ValueError:
