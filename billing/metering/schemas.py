@@ -53,6 +53,12 @@ AHEAD_MSG = "must not be more than one day after the time of ingest (check the c
 # (PostgreSQL text cannot hold NUL; a surrogate cannot be encoded, so not hashed or stored either).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 CONTROL_MSG = "must not contain control characters (such as NUL, tab or line breaks)"
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
 # BCP 47 (RFC 5646) language tag: primary language, optional script, region and variants.
 _BCP47 = re.compile(
     r"^[A-Za-z]{2,3}(-[A-Za-z]{3}){0,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*"

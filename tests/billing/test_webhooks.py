@@ -190,3 +190,35 @@ class TestTimestampHeadersOutOfRange:
         headers = {"X-Gorgias-Timestamp": stamp, "X-Gorgias-Signature": "sha256=\xe9t\xe9".encode("latin-1")}
         path = f"/api/v1/webhooks/gorgias/{integration}"
         await self._refused(client, dbs, path, integration, body, headers, "does not match")
+
+
+class TestSignedButOddBodies:
+    """A correctly signed delivery with an odd body is a 4xx or a failed event, never a 500."""
+
+    def _signed(self, body: bytes) -> dict[str, str]:
+        stamp = str(int(time.time()))
+        return {"X-Gorgias-Timestamp": stamp, "X-Gorgias-Signature": sign_gorgias(body, SECRET, stamp)}
+
+    @pytest.mark.parametrize("body", [b"[" * 5000 + b"]" * 5000, b'{"ticket": {"id": "\\ud800"}}', b"\xff{}"])
+    async def test_malformed_json_is_400(self, client, dbs, helpdesk, body):
+        _, integration = await helpdesk("gorgias")
+        resp = await client.post(f"/api/v1/webhooks/gorgias/{integration}", content=body, headers=self._signed(body))
+        assert resp.status_code == 400 and resp.json()["code"] == "malformed_json", resp.text
+        assert await events_of(dbs, integration) == []
+
+    async def test_a_delivery_id_with_control_characters_is_422(self, client, dbs, helpdesk):
+        _, integration = await helpdesk("gorgias")
+        body = json.dumps({"ticket": {"id": "7\u00001", "updated_datetime": "2026-10-14T10:00:00Z"}}).encode()
+        resp = await client.post(f"/api/v1/webhooks/gorgias/{integration}", content=body, headers=self._signed(body))
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["errors"][0]["field"] == "id"
+
+    async def test_fields_of_unexpected_types_make_a_failed_event(self, client, dbs, helpdesk):
+        _, integration = await helpdesk("gorgias")
+        ticket = {"id": 9, "updated_datetime": "2026-10-14T10:00:00Z", "tags": 5, "customer": "someone"}
+        body = json.dumps({"ticket": ticket}).encode()
+        resp = await client.post(f"/api/v1/webhooks/gorgias/{integration}", content=body, headers=self._signed(body))
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["status"] == "failed" and "expected shape" in resp.json()["error"]
+        (event,) = await events_of(dbs, integration)
+        assert event.status == "failed"
