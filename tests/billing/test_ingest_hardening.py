@@ -11,7 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from billing.metering import rollups
+from billing.metering.service import settle_rollups
 from tests.billing.conftest import T0, cell_contacts, contact, ts
+from tests.billing.test_service import HookedDatabases, rollups_of
 
 
 def fields_of(rejection: dict) -> set[str]:
@@ -165,3 +168,47 @@ class TestBodies:
         for value in ([1], {"a": 1}, 1e308, -(2**63), True):
             body = await post(client, t, [contact("w", **{field: value})])
             assert body["accepted"] == 0 and field in fields_of(body["rejected"][0]), (value, body)
+
+
+class BrokenDatabases(HookedDatabases):
+    """Test double of the cell sessions: a fault of ours (not of the database, not of the client)
+    right before the contacts are written, every time."""
+
+    async def before_contacts_write(self) -> None:
+        raise ZeroDivisionError("injected: a bug in the write path")
+
+
+class TestFaultsAnswer:
+    async def test_a_fault_that_retrying_cannot_help_is_500_without_advice_to_retry(
+        self, client, app, dbs, ingest_tenant
+    ):
+        t = await ingest_tenant()
+        real = app.state.db
+        app.state.db = BrokenDatabases(dbs)
+        try:
+            resp = await client.post(t.path(), json=[contact("b1")], headers=t.headers)
+        finally:
+            app.state.db = real
+        assert resp.status_code == 500 and resp.json()["code"] == "internal_error", resp.text
+        assert "retry" not in resp.json() and "retry-after" not in resp.headers
+        assert (await cell_contacts(dbs, t.id))["eu"] == {}
+
+    async def test_rollups_equal_a_recount_after_refused_conflicts(self, client, dbs, ingest_tenant):
+        t = await ingest_tenant()
+        first = [contact("k1", csat=5), contact("k2", resolution="open", resolved_at=None, csat=None)]
+        await post(client, t, first)
+        later = ts(T0 + timedelta(hours=2))
+        batch = [
+            contact("k1", csat=1),  # conflicts with the stored version
+            contact("k1", csat=3, updated_at=later),  # a later version: an update
+            contact("k2", resolved_at=ts(T0 + timedelta(minutes=1))),  # conflicts: resolved now, same version
+            contact("k3"),
+        ]
+        body = await post(client, t, batch)
+        assert [r["index"] for r in body["rejected"]] == [0, 2]
+        assert (body["accepted"], body["updated"]) == (1, 1)
+        await settle_rollups(dbs, tenant_id=t.id)
+        stored = await rollups_of(dbs, t.id)
+        assert stored == await rollups.recount(dbs, t.id, t.timezone)
+        k2 = (await cell_contacts(dbs, t.id))["eu"]["k2"]
+        assert (k2.resolution, k2.first_resolved_at, k2.reopens) == ("open", None, 0)
