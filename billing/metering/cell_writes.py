@@ -33,7 +33,23 @@ _EXISTING = sa.select(
     CONTACTS.c.external_id,
     CONTACTS.c.updated_at,
     CONTACTS.c.first_resolved_at,
+    CONTACTS.c.market,
+    CONTACTS.c.customer_hash,
     *(CONTACTS.c[c.key] for c in rollups.RECOUNT_COLUMNS),
+)
+# What a version says about its contact (the reference as its hash): two versions with one
+# ``updated_at`` must say the same, or the second is refused (`conflicts`).
+_CONTENT = operator.attrgetter(
+    "channel",
+    "language",
+    "market",
+    "intent",
+    "opened_at",
+    "first_response_at",
+    "handoff_at",
+    "resolved_at",
+    "resolution",
+    "csat",
 )
 # The columns ingest writes, in the order of `_values` (and of the COPY on PostgreSQL).
 COLUMNS: tuple[str, ...] = (
@@ -99,6 +115,7 @@ class CellOutcome:
     duplicates: int = 0
     delta_id: str | None = None
     rows: list = field(default_factory=list)
+    conflicts: list[int] = field(default_factory=list)  # batch indices refused as conflicting versions
 
     def counts(self) -> dict[str, int]:
         return {"accepted": self.accepted, "updated": self.updated, "duplicates": self.duplicates}
@@ -211,6 +228,41 @@ def _first_resolutions(items: Sequence[tuple[ContactIn, str | None]]) -> dict[st
     return first
 
 
+def same_content(c: ContactIn, customer_hash: str | None, other: Any, other_hash: str | None) -> bool:
+    """Whether two versions (a `ContactIn` or a stored row) say the same about their contact."""
+    return customer_hash == other_hash and _CONTENT(c) == _CONTENT(other)
+
+
+def conflicts(items: Sequence[tuple[ContactIn, str | None]], stored: dict[str, Any]) -> list[int]:
+    """The batch indices of the versions that carry their stored version's ``updated_at`` but say
+    something else (``conflicting_version``: a change needs a later ``updated_at``)."""
+    out = []
+    for c, customer_hash in items:
+        old = stored.get(c.external_id)
+        if (
+            old is not None
+            and c.updated_at == old.updated_at
+            and not same_content(c, customer_hash, old, old.customer_hash)
+        ):
+            out.append(c.index)
+    return out
+
+
+def _prepare(
+    items: Sequence[tuple[ContactIn, str | None]], zone: ZoneInfo, calendar: BusinessCalendar | None
+) -> tuple[dict[str, tuple[ContactIn, str | None]], rollups.DeltaSum]:
+    """Per contact, the version that wins if it is new, and the delta of the batch as if all were new."""
+    newest: dict[str, tuple[ContactIn, str | None]] = {}
+    _versions(items, {}, newest)
+    first_resolved = _first_resolutions(items)
+    delta_sum = rollups.DeltaSum()
+    for c, _ in newest.values():
+        c.first_resolved_at = first_resolved.get(c.external_id)
+        c.reopens = reopened(c, c.first_resolved_at)
+        delta_sum.add_contact(zone, c, calendar, 1)
+    return newest, delta_sum
+
+
 def _versions(
     items: Sequence[tuple[ContactIn, str | None]],
     stored: dict[str, Any],
@@ -258,7 +310,8 @@ async def write_to_cell(
     The rows and the rollup delta are prepared, and the delta written, as if every contact were new
     (the usual case); once the stored versions are read, the delta is corrected (rewritten) for the
     contacts that turn out to be stale (their contribution removed) or updates (the stored one's
-    removed).
+    removed). A version with its stored version's ``updated_at`` but other content is refused
+    (``out.conflicts``) and the batch's part prepared again without it.
 
     SQLite: the delta's write takes the database's write lock, then the versions are read.
 
@@ -275,16 +328,8 @@ async def write_to_cell(
     """
     zone = ZoneInfo(ctx.timezone)
     out = CellOutcome(delta_id=str(uuid.uuid4()))
-    newest: dict[str, tuple[ContactIn, str | None]] = {}  # per contact, the version that wins if it is new
-    _versions(items, {}, newest)
-    first_resolved = _first_resolutions(items)
-    delta_sum = rollups.DeltaSum()
-    for c, _ in newest.values():
-        c.first_resolved_at = first_resolved.get(c.external_id)
-        c.reopens = reopened(c, c.first_resolved_at)
-        delta_sum.add_contact(zone, c, ctx.calendar, 1)
-
-    prepared = delta_sum.nonzero()
+    newest, delta_sum = _prepare(items, zone, ctx.calendar)
+    prepared: list | None = delta_sum.nonzero()
     await _write_delta(cell, ctx, out.delta_id, prepared, now)
     if cell.bind.dialect.name != "postgresql":
         stored = await _stored(cell, ctx.id, list(newest))
@@ -296,6 +341,12 @@ async def write_to_cell(
     else:
         await _lock_tenant(cell, ctx.id)
         stored = await _stored(cell, ctx.id, list(newest))
+    out.conflicts = conflicts(items, stored) if stored else []
+    if out.conflicts:  # rare: prepared again without them (they change nothing, not even a first resolution)
+        refused = set(out.conflicts)
+        items = [item for item in items if item[0].index not in refused]
+        newest, delta_sum = _prepare(items, zone, ctx.calendar)
+        prepared = None
     written: dict[str, tuple[ContactIn, str | None]] = {}
     out.accepted, out.updated, out.duplicates = _versions(items, stored, written)
     inserts, updates, earlier = [], [], []
@@ -332,7 +383,7 @@ async def write_to_cell(
         await cell.execute(_UPDATE, updates)
     if earlier:
         await cell.execute(_EARLIER, earlier)
-    if len(inserts) == len(newest):  # all new: the delta written first is the batch's, as it stands
+    if prepared is not None and len(inserts) == len(newest):  # all new: the delta written first stands
         out.rows = prepared
         return out
     out.rows = delta_sum.nonzero()

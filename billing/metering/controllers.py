@@ -88,11 +88,41 @@ async def _read_limited(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
+def _unsupported_body(request: Request) -> Response | None:
+    """415 unless the body is declared plain JSON: ``Content-Type: application/json`` (UTF-8) and no
+    ``Content-Encoding`` but ``identity``. Ingest reads its body itself (streamed, see `_read_limited`),
+    so it checks the headers itself before reading a byte."""
+    media, _, params = request.headers.get("content-type", "").partition(";")
+    if media.strip().lower() != "application/json" or _charset(params) not in ("utf-8", "utf8"):
+        detail = "send the batch as JSON with Content-Type: application/json (UTF-8)"
+        return problem(415, _problem_body(request, 415, "unsupported_media_type", detail))
+    encodings = [e.strip().lower() for e in request.headers.get("content-encoding", "").split(",") if e.strip()]
+    if any(e != "identity" for e in encodings):
+        detail = "the body must not be compressed or encoded: send it without Content-Encoding"
+        body = _problem_body(request, 415, "unsupported_content_encoding", detail)
+        return problem(415, body, headers={"Accept-Encoding": "identity"})
+    return None
+
+
+def _charset(params: str) -> str:
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return "utf-8"
+
+
+def _problem_body(request: Request, status: int, code: str, detail: str) -> dict[str, Any]:
+    return {"status": status, "code": code, "detail": detail, "request_id": request.scope.get("request_id")}
+
+
 def _contacts_of(raw: bytes) -> list[Any]:
     try:
         body = decode_batch(raw)
     except msgspec.DecodeError:
         raise DomainError("the body is not valid JSON", code="malformed_json") from None
+    except RecursionError:
+        raise DomainError("the body nests arrays or objects too deeply", code="malformed_json") from None
     if isinstance(body, dict) and set(body) <= {"contacts"}:
         body = body.get("contacts")
     if not isinstance(body, list):
@@ -122,6 +152,9 @@ async def ingest_contacts(request: Request, state: State, principal: Principal, 
             },
             headers={"Retry-After": str(seconds)},
         )
+    refused = _unsupported_body(request)
+    if refused is not None:
+        return refused
     raw = await _read_limited(request)
     if raw is None:
         return _too_large(request, f"a batch holds at most {MAX_BYTES} bytes (1 MiB): split it")

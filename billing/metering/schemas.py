@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -43,6 +43,22 @@ FIELDS = (
     "updated_at",
 )
 KNOWN = frozenset(FIELDS)
+TIMESTAMP_FIELDS = ("opened_at", "first_response_at", "handoff_at", "resolved_at", "updated_at")
+# The plausible range of a contact's timestamps: none before 2000, none more than a day after the ingest.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+AHEAD = timedelta(days=1)
+EARLY_MSG = "must not be before 2000-01-01T00:00:00Z"
+AHEAD_MSG = "must not be more than one day after the time of ingest (check the clock and the offset)"
+# C0 and C1 control characters (NUL, line breaks, DEL, …) and lone surrogates: no identifier holds one
+# (PostgreSQL text cannot hold NUL; a surrogate cannot be encoded, so not hashed or stored either).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+CONTROL_MSG = "must not contain control characters (such as NUL, tab or line breaks)"
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
 # BCP 47 (RFC 5646) language tag: primary language, optional script, region and variants.
 _BCP47 = re.compile(
     r"^[A-Za-z]{2,3}(-[A-Za-z]{3}){0,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*"
@@ -128,7 +144,9 @@ class Rejection:
         return {"index": self.index, "external_id": self.external_id, "errors": self.errors}
 
 
-def _timestamp(raw: dict[str, Any], name: str, errors: list[dict[str, str]], *, required: bool) -> datetime | None:
+def _timestamp(
+    raw: dict[str, Any], name: str, errors: list[dict[str, str]], latest: datetime, *, required: bool
+) -> datetime | None:
     value = raw.get(name)
     if value is None:
         if required:
@@ -144,7 +162,7 @@ def _timestamp(raw: dict[str, Any], name: str, errors: list[dict[str, str]], *, 
     if parsed is None:
         try:  # only to say what is missing: "2026-10-14 09:00" lacks the offset first
             naive = datetime.fromisoformat(value).tzinfo is None
-        except ValueError:
+        except (ValueError, OverflowError):
             naive = False
         message = "is not an RFC 3339 timestamp (e.g. 2026-10-01T09:30:00+02:00)"
         errors.append(
@@ -153,6 +171,12 @@ def _timestamp(raw: dict[str, Any], name: str, errors: list[dict[str, str]], *, 
         return None
     if parsed.tzinfo is None:
         errors.append({"field": name, "message": "needs a time zone offset (RFC 3339, e.g. Z or +02:00)"})
+        return None
+    if parsed < EARLIEST:  # aware datetimes compare without conversion: no overflow at year 1 or 9999
+        errors.append({"field": name, "message": EARLY_MSG})
+        return None
+    if parsed > latest:
+        errors.append({"field": name, "message": AHEAD_MSG})
         return None
     return parsed
 
@@ -169,14 +193,17 @@ def _language_ok(tag: str) -> bool:
     return known
 
 
-def _wire_ok(w: ContactWire) -> bool:
-    """Every rule of :func:`validate_contact` that the wire types do not check already."""
-    opened, first, handoff, resolved, resolution = (
+def _wire_ok(w: ContactWire, latest: datetime) -> bool:
+    """Every rule of :func:`validate_contact` that the wire types do not check already. The time zone
+    checks come first: a naive and an aware datetime do not compare."""
+    opened, updated, first, handoff, resolved, resolution, ref = (
         w.opened_at,
+        w.updated_at,
         w.first_response_at,
         w.handoff_at,
         w.resolved_at,
         w.resolution,
+        w.customer_ref,
     )
     return (
         w.channel in CHANNELS
@@ -185,27 +212,38 @@ def _wire_ok(w: ContactWire) -> bool:
         and w.market in MARKETS
         and 1 <= len(w.external_id) <= 200
         and not w.external_id.isspace()
+        and _CONTROL.search(w.external_id) is None
         and _language_ok(w.language)
         and opened.tzinfo is not None
-        and w.updated_at.tzinfo is not None
-        and (first is None or (first.tzinfo is not None and first >= opened))
-        and (handoff is None or (handoff.tzinfo is not None and handoff >= opened))
-        and (resolved is None or (resolved.tzinfo is not None and resolved >= opened))
+        and updated.tzinfo is not None
+        and EARLIEST <= opened <= latest
+        and opened <= updated <= latest
+        and (first is None or (first.tzinfo is not None and opened <= first <= latest))
+        and (handoff is None or (handoff.tzinfo is not None and opened <= handoff <= latest))
+        and (resolved is None or (resolved.tzinfo is not None and opened <= resolved <= latest))
         and not (resolution == "ai_resolved" and handoff is not None)
         and not (resolution in RESOLVED and resolved is None)
         and not (resolution == "open" and resolved is not None)
         and (w.csat is None or 1 <= w.csat <= 5)
-        and (w.customer_ref is None or 1 <= len(w.customer_ref) <= 320)
+        and (ref is None or (1 <= len(ref) <= 320 and _CONTROL.search(ref) is None))
     )
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` when it can be looked up in a set of choices, else ``None`` (a list or object never matches)."""
+    return value if value is None or isinstance(value, str | int | float) else False
 
 
 # Long on purpose: ingest's hot path, every field checked in one pass with no call per field (a
 # hypothesis test holds the fast and the general path to the same answers).
-def validate_contact(index: int, raw: Any) -> ContactIn | Rejection:
-    """A valid contact, or the rejection naming every bad field with its reason."""
+def validate_contact(index: int, raw: Any, latest: datetime | None = None) -> ContactIn | Rejection:
+    """A valid contact, or the rejection naming every bad field with its reason. ``latest``: the
+    latest plausible timestamp, one day after the time of ingest (default: one day from now)."""
+    if latest is None:
+        latest = datetime.now(UTC) + AHEAD
     if type(raw) is ContactWire:
-        if not _wire_ok(raw):  # the general path names the problems
-            return validate_contact(index, msgspec.to_builtins(raw))
+        if not _wire_ok(raw, latest):  # the general path names the problems
+            return validate_contact(index, msgspec.to_builtins(raw), latest)
         w = raw
         return ContactIn(
             index,
@@ -227,8 +265,9 @@ def validate_contact(index: int, raw: Any) -> ContactIn | Rejection:
         return Rejection(index, None, [{"field": "contact", "message": "must be a JSON object"}])
     errors: list[dict[str, str]] = []
     unknown = raw.keys() - KNOWN
-    for name in sorted(unknown):
-        errors.append({"field": name, "message": "is not a known field"})
+    for name in sorted(unknown):  # named as sent, cut short and without control characters
+        shown = _CONTROL.sub("\ufffd", name if len(name) <= 60 else name[:59] + "\u2026")
+        errors.append({"field": shown, "message": "is not a known field"})
 
     external_id = raw.get("external_id")
     shown_id = external_id if isinstance(external_id, str) and 0 < len(external_id) <= 200 else None
@@ -236,14 +275,17 @@ def validate_contact(index: int, raw: Any) -> ContactIn | Rejection:
         errors.append({"field": "external_id", "message": "is required"})
     elif not isinstance(external_id, str) or not 1 <= len(external_id) <= 200 or not external_id.strip():
         errors.append({"field": "external_id", "message": "must be a string of 1 to 200 characters"})
+    elif _CONTROL.search(external_id):
+        errors.append({"field": "external_id", "message": CONTROL_MSG})
+        shown_id = None  # never echoed: it could break a log line or a terminal
 
-    channel = raw.get("channel")
+    channel = _hashable(raw.get("channel"))
     if channel not in CHANNELS:
         errors.append({"field": "channel", "message": "is required" if channel is None else CHANNEL_MSG})
-    intent = raw.get("intent")
+    intent = _hashable(raw.get("intent"))
     if intent not in INTENTS:
         errors.append({"field": "intent", "message": "is required" if intent is None else INTENT_MSG})
-    resolution = raw.get("resolution")
+    resolution = _hashable(raw.get("resolution"))
     if resolution not in RESOLUTIONS:
         errors.append({"field": "resolution", "message": "is required" if resolution is None else RESOLUTION_MSG})
 
@@ -252,22 +294,23 @@ def validate_contact(index: int, raw: Any) -> ContactIn | Rejection:
         errors.append({"field": "language", "message": "is required"})
     elif not isinstance(language, str) or len(language) > 35 or not _BCP47.match(language):
         errors.append({"field": "language", "message": "must be a BCP 47 language tag such as en, zh-Hans or pt-BR"})
-    market = raw.get("market")
+    market = _hashable(raw.get("market"))
     if market is None:
         errors.append({"field": "market", "message": "is required"})
     elif market not in MARKETS:
         errors.append({"field": "market", "message": "must be an ISO 3166-1 alpha-2 country code in capitals, e.g. DE"})
 
-    opened_at = _timestamp(raw, "opened_at", errors, required=True)
-    first_response_at = _timestamp(raw, "first_response_at", errors, required=False)
-    handoff_at = _timestamp(raw, "handoff_at", errors, required=False)
-    resolved_at = _timestamp(raw, "resolved_at", errors, required=False)
-    updated_at = _timestamp(raw, "updated_at", errors, required=True)
+    opened_at = _timestamp(raw, "opened_at", errors, latest, required=True)
+    first_response_at = _timestamp(raw, "first_response_at", errors, latest, required=False)
+    handoff_at = _timestamp(raw, "handoff_at", errors, latest, required=False)
+    resolved_at = _timestamp(raw, "resolved_at", errors, latest, required=False)
+    updated_at = _timestamp(raw, "updated_at", errors, latest, required=True)
     if opened_at is not None:
         for name, value in (
             ("first_response_at", first_response_at),
             ("handoff_at", handoff_at),
             ("resolved_at", resolved_at),
+            ("updated_at", updated_at),
         ):
             if value is not None and value < opened_at:
                 errors.append({"field": name, "message": "must not be before opened_at"})
@@ -284,6 +327,8 @@ def validate_contact(index: int, raw: Any) -> ContactIn | Rejection:
     customer_ref = raw.get("customer_ref")
     if customer_ref is not None and (not isinstance(customer_ref, str) or not 1 <= len(customer_ref) <= 320):
         errors.append({"field": "customer_ref", "message": "must be a string of 1 to 320 characters"})
+    elif customer_ref is not None and _CONTROL.search(customer_ref):
+        errors.append({"field": "customer_ref", "message": CONTROL_MSG})
 
     if errors:
         return Rejection(index, shown_id, errors)

@@ -41,9 +41,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import deltas
-from billing.metering.cell_writes import WRITE_ATTEMPTS, CellOutcome, TenantContext, write_to_cell
+from billing.metering.cell_writes import WRITE_ATTEMPTS, CellOutcome, TenantContext, same_content, write_to_cell
 from billing.metering.models import IngestError
 from billing.metering.schemas import (
+    AHEAD,
     MAX_BYTES,
     MAX_CONTACTS,
     ContactIn,
@@ -53,7 +54,7 @@ from billing.metering.schemas import (
 )
 from control_plane.auth import Principal
 from control_plane.database import Databases, utcnow
-from control_plane.errors import DomainError
+from control_plane.errors import DomainError, is_database_fault
 from control_plane.keyring import KeyRing
 from tenants import residency
 from tenants import service as tenants
@@ -106,6 +107,24 @@ class CustomerRefHasher:
         mac = self._keyed.copy()
         mac.update(ref.encode())
         return mac.hexdigest()
+
+
+CONFLICT_MSG = (
+    "another version of this contact has the same updated_at but different content: "
+    "send a change with a later updated_at"
+)
+
+
+def _conflict(c: ContactIn) -> Rejection:
+    error = {"field": "updated_at", "code": "conflicting_version", "message": CONFLICT_MSG}
+    return Rejection(c.index, c.external_id, [error])
+
+
+def retry_can_help(exc: BaseException) -> bool:
+    """A cell's write failed for a reason that may pass (the database or the connection to it, a lock
+    or a race with concurrent batches): the answer is 503 and sending the batch again is safe. Any
+    other failure is ours and would fail again: it is answered 500, without advice to retry."""
+    return is_database_fault(exc) or isinstance(exc, (OSError, TimeoutError, psycopg.errors.UniqueViolation))
 
 
 def hash_customer_ref(key: bytes, ref: str) -> str:
@@ -217,10 +236,11 @@ async def ingest_contacts(
             limit_bytes=MAX_BYTES,
         )
     now = now or utcnow()
+    latest = now + AHEAD
     result = IngestResult(rejected=[])
     valid: list[ContactIn] = []
     for index, raw in enumerate(contacts):
-        checked = validate_contact(index, raw)
+        checked = validate_contact(index, raw, latest)
         if isinstance(checked, Rejection):
             result.rejected.append(checked)
         else:
@@ -229,9 +249,14 @@ async def ingest_contacts(
         ctx = await tenant_context(session, actor, slug, {c.market for c in valid}, keyring, db.regions)
     by_region: dict[str, list[tuple[ContactIn, str | None]]] = defaultdict(list)
     pseudonym = CustomerRefHasher(ctx.hash_key)
+    versions: dict[tuple[str, datetime], tuple[ContactIn, str | None]] = {}  # the batch's, by contact and updated_at
     for c in valid:
         ref = c.customer_ref
         digest = None if ref is None else (ref if prehashed else pseudonym(ref))
+        same = versions.setdefault((c.external_id, c.updated_at), (c, digest))
+        if same[0] is not c and not same_content(c, digest, same[0], same[1]):
+            result.rejected.append(_conflict(c))
+            continue
         by_region[ctx.regions[c.market]].append((c, digest))
     stored: dict[str, dict[str, int]] = {}
     for region in sorted(by_region):
@@ -239,6 +264,8 @@ async def ingest_contacts(
             outcome = await _write_region(db, region, ctx, by_region[region], now)
         except Exception as exc:
             log.exception("ingest into cell %s failed for tenant %s", region, ctx.slug)
+            if not retry_can_help(exc):
+                raise
             failed = [r for r in sorted(by_region) if r not in stored]
             raise IngestInterrupted(
                 f"the {region!r} cell could not store its part of this batch ({type(exc).__name__}); nothing of "
@@ -247,6 +274,9 @@ async def ingest_contacts(
                 failed=failed,
             ) from exc
         stored[region] = outcome.counts()
+        if outcome.conflicts:
+            refused = set(outcome.conflicts)
+            result.rejected += [_conflict(c) for c, _ in by_region[region] if c.index in refused]
         result.accepted += outcome.accepted
         result.updated += outcome.updated
         result.duplicates += outcome.duplicates
@@ -259,6 +289,7 @@ async def ingest_contacts(
             except Exception:  # the delta waits in the cell; apply-pending applies it exactly once
                 log.exception("rollup delta %s of cell %s left pending", outcome.delta_id, region)
     if result.rejected:
+        result.rejected.sort(key=lambda r: r.index)
         await _record_errors(db, ctx.id, result.rejected, source, now)
     return result
 

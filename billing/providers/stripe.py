@@ -9,6 +9,7 @@ outbox retries with backoff.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import stripe
@@ -95,6 +96,10 @@ class StripeProvider:
             )
         except (stripe.SignatureVerificationError, ValueError) as exc:
             raise WebhookRefused(str(exc)) from exc
+        # The library refuses a signature that is too old but not one from the future, which could
+        # be replayed for ever: the signed time must be within the tolerance on both sides of now.
+        if abs(int(time.time()) - _signed_at(lowered["stripe-signature"])) > stripe.Webhook.DEFAULT_TOLERANCE:
+            raise WebhookRefused(f"the signature timestamp is more than {stripe.Webhook.DEFAULT_TOLERANCE} s from now")
         obj = event.data.object.to_dict()
         metadata = obj.get("metadata") or {}
         return PaymentEvent(
@@ -105,3 +110,8 @@ class StripeProvider:
             paid=event.type in PAID_EVENTS,
             payload={"type": event.type, "object_id": obj.get("id")},
         )
+
+
+def _signed_at(header: str) -> int:
+    """The ``t=`` of a ``Stripe-Signature`` header, read as the library reads it (it verified it already)."""
+    return int(next(value for key, _, value in (item.partition("=") for item in header.split(",")) if key == "t"))

@@ -140,3 +140,85 @@ class TestGeneric:
         }
         assert (await client.post(path, content=body, headers=old)).status_code == 401
         assert len(await events_of(dbs, integration)) == 1
+
+
+class TestTimestampHeadersOutOfRange:
+    """Issue 14: any timestamp header, signed or not, is a 401 problem JSON, never a 500."""
+
+    async def _refused(self, client, dbs, path, integration, body, headers, reason):
+        resp = await client.post(path, content=body, headers=headers)
+        assert resp.status_code == 401, resp.text
+        assert resp.headers["content-type"].startswith("application/problem+json")
+        assert resp.json()["code"] == "bad_signature" and reason in resp.json()["detail"].lower(), resp.json()
+        assert await events_of(dbs, integration) == []
+
+    @pytest.mark.parametrize("stamp", ["99999999999999", "-99999999999999", "9" * 400, "²", "1e9", " "])
+    async def test_generic_and_gorgias_unix_timestamps(self, client, dbs, helpdesk, stamp):
+        _, integration = await helpdesk("gorgias")
+        body = (FIXTURES / "gorgias_ticket_closed.json").read_bytes()
+        gorgias = f"/api/v1/webhooks/gorgias/{integration}"
+        raw = stamp.encode("latin-1")  # sent as the bytes a client would put on the wire
+        unsigned = {"X-Gorgias-Timestamp": raw, "X-Gorgias-Signature": "sha256=00"}
+        await self._refused(client, dbs, gorgias, integration, body, unsigned, "does not match")
+        if not stamp.isascii():  # signed over other bytes than were sent: refused as unsigned above
+            return
+        signed = {"X-Gorgias-Timestamp": raw, "X-Gorgias-Signature": sign_gorgias(body, SECRET, stamp)}
+        await self._refused(client, dbs, gorgias, integration, body, signed, "timestamp")
+
+        generic = f"/api/v1/webhooks/generic/{integration}"
+        headers = {"webhook-id": "msg_x", "webhook-timestamp": raw, "webhook-signature": "v1,AAAA"}
+        await self._refused(client, dbs, generic, integration, body, headers, "matches")
+        headers["webhook-signature"] = sign_generic("msg_x", stamp, body, SECRET)
+        await self._refused(client, dbs, generic, integration, body, headers, "timestamp")
+
+    @pytest.mark.parametrize(
+        "stamp",
+        ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59Z", "soon", "2026-10-14"],
+    )
+    async def test_zendesk_rfc3339_timestamps(self, client, dbs, helpdesk, stamp):
+        _, integration = await helpdesk("zendesk")
+        body = (FIXTURES / "zendesk_ticket_solved.json").read_bytes()
+        path = f"/api/v1/webhooks/zendesk/{integration}"
+        forged = zendesk_headers(body, stamp=stamp, secret="guess")
+        await self._refused(client, dbs, path, integration, body, forged, "does not match")
+        await self._refused(client, dbs, path, integration, body, zendesk_headers(body, stamp=stamp), "timestamp")
+
+    async def test_a_signature_header_outside_ascii_is_401(self, client, dbs, helpdesk):
+        _, integration = await helpdesk("gorgias")
+        body = (FIXTURES / "gorgias_ticket_closed.json").read_bytes()
+        stamp = str(int(time.time()))
+        headers = {"X-Gorgias-Timestamp": stamp, "X-Gorgias-Signature": "sha256=\xe9t\xe9".encode("latin-1")}
+        path = f"/api/v1/webhooks/gorgias/{integration}"
+        await self._refused(client, dbs, path, integration, body, headers, "does not match")
+
+
+class TestSignedButOddBodies:
+    """A correctly signed delivery with an odd body is a 4xx or a failed event, never a 500."""
+
+    def _signed(self, body: bytes) -> dict[str, str]:
+        stamp = str(int(time.time()))
+        return {"X-Gorgias-Timestamp": stamp, "X-Gorgias-Signature": sign_gorgias(body, SECRET, stamp)}
+
+    @pytest.mark.parametrize("body", [b"[" * 5000 + b"]" * 5000, b'{"ticket": {"id": "\\ud800"}}', b"\xff{}"])
+    async def test_malformed_json_is_400(self, client, dbs, helpdesk, body):
+        _, integration = await helpdesk("gorgias")
+        resp = await client.post(f"/api/v1/webhooks/gorgias/{integration}", content=body, headers=self._signed(body))
+        assert resp.status_code == 400 and resp.json()["code"] == "malformed_json", resp.text
+        assert await events_of(dbs, integration) == []
+
+    async def test_a_delivery_id_with_control_characters_is_422(self, client, dbs, helpdesk):
+        _, integration = await helpdesk("gorgias")
+        body = json.dumps({"ticket": {"id": "7\u00001", "updated_datetime": "2026-10-14T10:00:00Z"}}).encode()
+        resp = await client.post(f"/api/v1/webhooks/gorgias/{integration}", content=body, headers=self._signed(body))
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["errors"][0]["field"] == "id"
+
+    async def test_fields_of_unexpected_types_make_a_failed_event(self, client, dbs, helpdesk):
+        _, integration = await helpdesk("gorgias")
+        ticket = {"id": 9, "updated_datetime": "2026-10-14T10:00:00Z", "tags": 5, "customer": "someone"}
+        body = json.dumps({"ticket": ticket}).encode()
+        resp = await client.post(f"/api/v1/webhooks/gorgias/{integration}", content=body, headers=self._signed(body))
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["status"] == "failed" and "expected shape" in resp.json()["error"]
+        (event,) = await events_of(dbs, integration)
+        assert event.status == "failed"

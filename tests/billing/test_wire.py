@@ -27,6 +27,9 @@ TIMESTAMPS = [
     "2026-10-01",
     "2026-13-01T00:00:00Z",
     "yesterday",
+    "9999-12-31T23:59:59Z",  # out of the plausible range (2000-01-01 to a day after the ingest)
+    "0001-01-01T00:00:00+14:00",
+    "1999-12-31T23:59:59Z",
     12345,
     None,
 ]
@@ -49,8 +52,8 @@ BASE = {
 MISSING = object()
 # Per field, values to put in (valid, edge and invalid ones), or MISSING to leave the field out.
 CHANGES = {
-    "external_id": ["c-2", "x" * 200, "", "   ", "x" * 201, 5, None, MISSING],
-    "channel": ["email", "fax", 3, None, MISSING],
+    "external_id": ["c-2", "x" * 200, "", "   ", "x" * 201, "c\x00-2", "c-\u0085", 5, None, MISSING],
+    "channel": ["email", "fax", 3, [1], None, MISSING],
     "language": ["zh-Hans", "pt-BR", "German!", "x" * 40, 7, MISSING],
     "market": ["CN", "Germany", "de", None],
     "intent": ["return", "nope", None],
@@ -61,7 +64,7 @@ CHANGES = {
     "resolved_at": [*TIMESTAMPS, MISSING],
     "resolution": ["open", "human_resolved", "abandoned", "closed", None],
     "csat": [None, 1, 4, 0, 6, True, 4.0, "5", MISSING],
-    "customer_ref": [None, "", "x" * 320, "x" * 321, 7, MISSING],
+    "customer_ref": [None, "", "x" * 320, "x" * 321, "a\nb@example.de", 7, MISSING],
     "colour": ["red"],
 }
 change = st.sampled_from(sorted(CHANGES)).flatmap(lambda f: st.tuples(st.just(f), st.sampled_from(CHANGES[f])))

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from billing.metering import service as metering
 from billing.metering.models import WebhookEvent
+from billing.metering.schemas import has_control_characters
 from billing.metering.webhooks import mapping, signatures
 from control_plane.database import Databases, utcnow
 from control_plane.errors import DomainError, FieldError, InvalidInput, NotFound, Refusal, Unauthenticated
@@ -70,15 +71,19 @@ async def receive_webhook(
         _verify(source, headers, body, secret, now)
     except signatures.SignatureError as exc:
         raise Unauthenticated(str(exc), code="bad_signature", refusal=_refused(tenant, integration, source)) from None
-    try:
-        payload = json.loads(body)
-    except ValueError:
+    try:  # msgspec, like the ingest API: no lone surrogates (they cannot be hashed or stored)
+        payload = msgspec.json.decode(body)
+    except msgspec.DecodeError:
         raise DomainError("the body is not valid JSON", code="malformed_json") from None
+    except RecursionError:
+        raise DomainError("the body nests arrays or objects too deeply", code="malformed_json") from None
     if not isinstance(payload, dict):
         raise InvalidInput([FieldError("body", "must be a JSON object")])
     delivery = mapping.delivery_id(source, payload, headers)
     if not delivery:
         raise InvalidInput([FieldError("id", "the delivery carries no id to deduplicate it by")])
+    if has_control_characters(delivery):
+        raise InvalidInput([FieldError("id", "the delivery id must not contain control characters")])
     hasher = metering.CustomerRefHasher(tenants.customer_hash_key(tenant, keyring))
     region = integration.processing_region if integration.processing_region in db.cells else tenant.home_region
     async with db.cell_session(region) as cell, cell.begin():
@@ -115,11 +120,16 @@ async def process_event(db: Databases, keyring: KeyRing, region: str, event_id: 
         event = await cell.get(WebhookEvent, event_id)
     async with db.control_session() as session:
         tenant = await session.get(Tenant, event.tenant_id)
-    status, error, result = "failed", None, None
+    status, error, result, contact = "failed", None, None, None
     try:
         contact = mapping.MAP[event.source](
             event.payload, default_market=(tenant.markets or ["US"])[0], default_language="en"
         )
+    except mapping.MappingError as exc:
+        error = str(exc)
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a field of an unexpected JSON type
+        error = f"the {event.source} delivery does not have the expected shape ({type(exc).__name__})"
+    if contact is not None:
         result = await metering.ingest_contacts(
             db, keyring, None, tenant.slug, [contact], source=f"webhook:{event.source}", prehashed=True
         )
@@ -127,8 +137,6 @@ async def process_event(db: Databases, keyring: KeyRing, region: str, event_id: 
             error = "; ".join(f"{e['field']}: {e['message']}" for e in result.rejected[0].errors)
         else:
             status = "mapped"
-    except mapping.MappingError as exc:
-        error = str(exc)
     async with db.cell_session(region) as cell, cell.begin():
         await cell.execute(
             sa.update(WebhookEvent)

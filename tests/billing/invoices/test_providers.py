@@ -174,3 +174,48 @@ class TestWebhooks:
             resp = await client.post("/api/v1/payments/webhooks/polar", content=body, headers=headers)
             assert resp.status_code == 200 and resp.json()["duplicate"] is duplicate, resp.text
             assert await _status(dbs, invoice.id) == ("paid", 1)
+
+
+class TestProviderWebhookTimestamps:
+    """Issue 14: a timestamp header out of any range is a 401 problem JSON from both providers, never a 500."""
+
+    @pytest.mark.parametrize("stamp", ["99999999999999", "-99999999999999", "9" * 400, "1e400", "nan", "soon"])
+    async def test_polar_webhook_timestamp(self, fakes, provider_env, dbs, client, stamp):
+        import hashlib
+        import hmac
+
+        event_id = f"msg_{uuid.uuid4().hex}"
+        body, headers = FakePolar.order_paid(POLAR_SECRET, event_id, str(uuid.uuid4()))
+        key = base64.b64decode(POLAR_SECRET.removeprefix("whsec_"))
+        mac = hmac.new(key, f"{event_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+        for signature in ("v1," + base64.b64encode(mac).decode(), "v1,AAAA"):
+            resp = await client.post(
+                "/api/v1/payments/webhooks/polar",
+                content=body,
+                headers=headers | {"webhook-timestamp": stamp, "webhook-signature": signature},
+            )
+            assert resp.status_code == 401, resp.text
+            assert resp.headers["content-type"].startswith("application/problem+json")
+            assert resp.json()["code"] == "bad_signature"
+        async with dbs.control_session() as session:
+            stored = sa.select(sa.func.count()).where(PaymentWebhookEvent.event_id == event_id)
+            assert await session.scalar(stored) == 0
+
+    @pytest.mark.parametrize("stamp", ["99999999999999", "-99999999999999", "9" * 400, "1e400", "soon"])
+    async def test_stripe_webhook_timestamp(self, fakes, provider_env, dbs, client, stamp):
+        import hashlib
+        import hmac
+
+        obj = {"id": "in_ts", "object": "invoice", "metadata": {"invoice_id": str(uuid.uuid4())}}
+        event_id = f"evt_{uuid.uuid4().hex}"
+        body, headers = FakeStripe.signed_event(STRIPE_SECRET, event_id, "invoice.paid", obj)
+        sig = hmac.new(STRIPE_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+        for signature in (f"t={stamp},v1={sig}", f"t={stamp},v1=00"):
+            resp = await client.post(
+                "/api/v1/payments/webhooks/stripe", content=body, headers=headers | {"Stripe-Signature": signature}
+            )
+            assert resp.status_code == 401, resp.text
+            assert resp.json()["code"] == "bad_signature"
+        async with dbs.control_session() as session:
+            stored = sa.select(sa.func.count()).where(PaymentWebhookEvent.event_id == event_id)
+            assert await session.scalar(stored) == 0
