@@ -26,7 +26,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 class MalformedBody(DomainError):
     status_code = 400
-    code = "malformed_body"
+    code = "malformed_json"
 
 
 class UnsupportedMediaType(DomainError):
@@ -82,7 +82,10 @@ class BodyGuardMiddleware:
         headers = Headers.from_scope(scope)
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding not in ("", "identity"):
-            raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not accepted: send the body uncompressed")
+            raise UnsupportedMediaType(
+                f"Content-Encoding {encoding!r} is not accepted: send the body uncompressed",
+                code="unsupported_content_encoding",
+            )
         handler = scope.get("route_handler")
         if handler is not None and (handler.opt or {}).get("raw_body"):
             await self.app(scope, receive, send)
