@@ -146,7 +146,8 @@ def complete(app: Litestar, doc: dict[str, Any]) -> dict[str, Any]:
     schemas["Problem"] = PROBLEM
     doc["components"]["securitySchemes"] = SECURITY_SCHEMES
     policies = _policies(app)
-    problem = {PROBLEM_TYPE: {"schema": {"$ref": REF.format("Problem")}}}
+    # Problem JSON; a browser (Accept preferring text/html) gets the same facts as an HTML page.
+    problem = {PROBLEM_TYPE: {"schema": {"$ref": REF.format("Problem")}}, "text/html": {"schema": {"type": "string"}}}
     for path, item in doc.get("paths", {}).items():
         for method in METHODS:
             op = item.get(method)
