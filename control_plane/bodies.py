@@ -82,10 +82,12 @@ class BodyGuardMiddleware:
         headers = Headers.from_scope(scope)
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding not in ("", "identity"):
-            raise UnsupportedMediaType(
+            refusal = UnsupportedMediaType(
                 f"Content-Encoding {encoding!r} is not accepted: send the body uncompressed",
                 code="unsupported_content_encoding",
             )
+            refusal.headers = {"Accept-Encoding": "identity"}  # RFC 7694: what the server accepts
+            raise refusal
         handler = scope.get("route_handler")
         if handler is not None and (handler.opt or {}).get("raw_body"):
             await self.app(scope, receive, send)
