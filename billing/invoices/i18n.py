@@ -45,6 +45,14 @@ SUPPORTED = tuple(CLDR)
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "ja": "日本語", "zh": "中文"}
 # Languages whose glyphs need a CJK font in the PDF.
 CJK = frozenset({"ja", "zh"})
+# Messages whose ids are data rather than literals in the code (extraction cannot see them): the usage
+# lines' labels (from billing.rating), the invoice statuses and the line kinds, with their contexts.
+DATA_MESSAGES: tuple[tuple[str | None, str], ...] = (
+    (None, "AI-resolved contacts"),
+    (None, "Human-resolved contacts"),
+    *(("invoice status", status) for status in ("draft", "finalized", "paid", "void")),
+    *(("line kind", kind) for kind in ("ai resolved", "human resolved", "minimum true up", "sla credit", "adjustment")),
+)
 _TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
 
