@@ -59,10 +59,10 @@ _TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 def document_locale(value: str | None, field_name: str = "lang") -> str:
     """The supported language of ``value`` (``"de"``, ``"de-DE"``, ``"zh_Hans_CN"`` -> ``"de"``/``"zh"``);
     ``None`` or empty -> English; anything else is a 422 naming ``field_name``."""
-    if value is None or not value.strip():
+    if value is None or value == "":
         return DEFAULT
-    text = value.strip()
-    language = re.split(r"[-_]", text, maxsplit=1)[0].lower() if _TAG.match(text) else ""
+    text = value
+    language = re.split(r"[-_]", text, maxsplit=1)[0].lower() if _TAG.fullmatch(text) else ""
     if language not in CLDR:
         raise InvalidInput(
             [FieldError(field_name, f"must be one of {', '.join(SUPPORTED)} (a document language), not {value[:40]!r}")]
