@@ -91,6 +91,9 @@ _USAGE_LINE = re.compile(
     r"^(?P<label>AI-resolved contacts|Human-resolved contacts)"
     r"(?:, tier (?P<tier>\d+) \((?:from (?P<from>[\d,]+)|(?P<lo>[\d,]+) to (?P<hi>[\d,]+))\))?$"
 )
+_MINIMUM_LINE = re.compile(
+    r"^Minimum monthly fee (?P<fee>-?[\d.]+) (?P<cur>[A-Z]{3}): true-up over usage of (?P<usage>-?[\d.]+)$"
+)
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,15 @@ class Document:
         return format_decimal(value, locale=self.cldr)
 
     def decimal(self, value: str | Decimal) -> str:
-        """A unit price with every decimal place it has (``0.0125`` stays ``0,0125`` in German)."""
-        return format_decimal(Decimal(value), locale=self.cldr, decimal_quantization=False)
+        """A unit price with exactly the decimal places it has (``1.40`` -> ``1,40``, ``0.0125`` -> ``0,0125``);
+        English shows it as stored."""
+        if self.lang == DEFAULT:
+            return str(value)
+        amount = Decimal(value)
+        exponent = amount.as_tuple().exponent
+        places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+        pattern = "#,##0" + ("." + "0" * places if places else "")
+        return format_decimal(amount, format=pattern, locale=self.cldr, decimal_quantization=False)
 
     def day(self, value: str | date | None) -> str:
         """A calendar day: ISO in English (as the invoices always showed it), CLDR's medium form otherwise."""
@@ -157,6 +167,10 @@ class Document:
         """A line's description: the usage lines (and their tiers) translated, anything else as stored."""
         if self.lang == DEFAULT:
             return text
+        minimum = _MINIMUM_LINE.match(text)
+        if minimum is not None:
+            fee, usage = (self.money(minimum[key], minimum["cur"]) for key in ("fee", "usage"))
+            return self._("Minimum monthly fee {fee}: true-up over usage of {usage}", fee=fee, usage=usage)
         match = _USAGE_LINE.match(text)
         if match is None:
             return text

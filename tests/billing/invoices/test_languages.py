@@ -99,6 +99,12 @@ def test_formats_follow_the_locale():
         == "Durch KI gelöste Kontakte, Staffel 2 (1.001 bis 5.000)"
     )
     assert ja.description("Minimum monthly fee 100 EUR") == "Minimum monthly fee 100 EUR"  # not a usage line: as stored
+    assert (en.decimal("1.40"), de.decimal("1.40"), de.decimal("4906.00"), ja.decimal("0.0125")) == (
+        "1.40", "1,40", "4.906,00", "0.0125",
+    )  # fmt: skip
+    minimum = "Minimum monthly fee 5000.00 EUR: true-up over usage of 94.00"
+    assert de.description(minimum) == "Mindestgebühr 5.000,00\xa0€: Ausgleich zur Nutzung von 94,00\xa0€"
+    assert en.description(minimum) == minimum
     assert set(CLDR) == {"en", "de", "fr", "ja", "zh"}
 
 
