@@ -8,8 +8,13 @@ The catalogs are the ``.po`` files under ``locales/<lang>/LC_MESSAGES/invoices.p
 in memory on first use (babel's ``read_po`` and ``write_mo``), so a fresh clone needs no build step and
 there is no ``.mo`` file to keep in step. English is the source language: its labels are the message ids.
 
-``Document(lang)`` is what the renderers use: ``_`` (gettext), ``pgettext``, ``money``, ``number``,
-``decimal`` and ``day``. English keeps the forms the invoices have always had (``€4,999.34``, ISO dates);
+A new label is written ``_("English text {placeholder}")`` in ``pdf.py`` or a template and added, with
+its translation, to every ``.po`` file: ``tests/billing/invoices/test_languages.py`` extracts the labels
+from the code and templates and fails on one missing, left over, or with different placeholders.
+
+``Document(lang)`` is what the renderers use: ``_`` (gettext), ``pgettext``, ``status``, ``kind``, ``money``,
+``number``, ``decimal``, ``day``, ``period`` and ``description`` (the usage and minimum-fee lines, stored in
+English by the rating rules, translated by their shape; any other line as stored). English keeps the forms the invoices have always had (``€4,999.34``, ISO dates);
 other languages follow CLDR (``4.999,34 €``, ``03.11.2026``, ``2026/11/03``, ``2026年11月3日``).
 """
 
