@@ -14,7 +14,8 @@ from the code and templates and fails on one missing, left over, or with differe
 
 ``Document(lang)`` is what the renderers use: ``_`` (gettext), ``pgettext``, ``status``, ``kind``, ``money``,
 ``number``, ``decimal``, ``day``, ``period`` and ``description`` (the usage and minimum-fee lines, stored in
-English by the rating rules, translated by their shape; any other line as stored). English keeps the forms the invoices have always had (``€4,999.34``, ISO dates);
+English by the rating rules, translated by their shape; any other line as stored).
+English keeps the forms the invoices have always had (``€4,999.34``, ISO dates, unit prices as stored);
 other languages follow CLDR (``4.999,34 €``, ``03.11.2026``, ``2026/11/03``, ``2026年11月3日``).
 """
 
