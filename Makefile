@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test install browser lint bench migrate check clean
+.PHONY: demo test install browser fonts lint bench migrate check clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -19,11 +19,11 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 install: $(VENV)/.installed
 
 ## Start the product with demo data (SQLite files under var/) on BPO_HOST:BPO_PORT.
-demo: install
+demo: install fonts
 	$(VENV)/bin/bpoctl demo
 
 ## Run every test (SQLite; PostgreSQL too when BPO_TEST_POSTGRES_URL is set).
-test: install browser
+test: install browser fonts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
@@ -33,6 +33,13 @@ browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
+	fi
+
+# A CJK font for the ja and zh invoice PDFs (billing/invoices/pdf.py; without it they are rendered in English).
+fonts:
+	@if [ ! -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null; fi; \
 	fi
 
 lint: install

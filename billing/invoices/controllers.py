@@ -27,6 +27,7 @@ from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.invoices import service
+from billing.invoices.i18n import DEFAULT, document_locale
 from billing.invoices.pdf import render_invoice_pdf
 from billing.invoices.schemas import invoice_json
 from billing.metering.controllers import settle_before_read
@@ -125,19 +126,24 @@ async def issue_credit_note(
 
 
 @get("/api/v1/invoices/{ref:str}", opt=READ, tags=["invoices"])
-async def read_invoice(session: AsyncSession, principal: Principal, ref: str) -> Response:
-    """The invoice as JSON; ``{id}.pdf`` beside it, and ``{id}.html`` sends a browser to its page."""
+async def read_invoice(session: AsyncSession, principal: Principal, ref: str, lang: str | None = None) -> Response:
+    """The invoice as JSON; ``{id}.pdf`` beside it, and ``{id}.html`` sends a browser to its page.
+
+    ``lang`` is the document language of the PDF and the page (en, de, fr, ja, zh; 422 for any other);
+    the JSON is the same in every language."""
     invoice_id, _, suffix = ref.partition(".")
     if suffix not in ("", "html", "pdf"):
         raise NotFound(f"no invoice {ref!r}")
+    language = document_locale(lang)
     invoice = await service.get_invoice(session, principal, invoice_id)
     if suffix == "html":
         # The page lives outside /api/ so that its forms (and the header's sign-out) carry a CSRF token.
-        return Redirect(f"/invoices/{invoice.id}", status_code=303, media_type=MediaType.HTML)
+        query = "" if language == DEFAULT else f"?lang={language}"
+        return Redirect(f"/invoices/{invoice.id}{query}", status_code=303, media_type=MediaType.HTML)
     body = await _json(session, invoice)
     if suffix == "pdf":
         tenant = await session.get_one(Tenant, invoice.tenant_id)
-        pdf = render_invoice_pdf(body, {"name": tenant.name, "slug": tenant.slug})
+        pdf = render_invoice_pdf(body, {"name": tenant.name, "slug": tenant.slug}, locale=language)
         name = f"{invoice.number or 'draft-' + invoice.period}.pdf"
         return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": inline(name)})
     return Response(body, media_type=MediaType.JSON)

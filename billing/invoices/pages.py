@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.invoices import service
 from billing.invoices.controllers import READ, now_of, settle_invoice_tenant
+from billing.invoices.i18n import DEFAULT, LANGUAGE_NAMES, Document, document_locale
 from billing.invoices.models import Invoice
 from billing.invoices.pdf import render_credit_note_pdf
 from billing.invoices.schemas import credit_note_json, draft_differences, invoice_json
@@ -170,7 +171,20 @@ async def drafts_page(session: AsyncSession, principal: Principal) -> Template:
 
 
 # --- the invoice page, its confirmation steps and its credit-note form ---------------------------
-async def _invoice_context(session: AsyncSession, invoice: Invoice) -> dict[str, Any]:
+def _document_context(lang: str, currency: str) -> dict[str, Any]:
+    """The document's language for the invoice and credit-note templates: labels (``_``), formats
+    (``doc``, ``fmt``), the language links and the ``?lang=`` that keeps the language on the PDF links."""
+    doc = Document(lang)
+    return {
+        "doc": doc,
+        "_": doc._,
+        "fmt": lambda amount: doc.money(amount, currency),
+        "languages": LANGUAGE_NAMES,
+        "lang_query": "" if lang == DEFAULT else f"?lang={lang}",
+    }
+
+
+async def _invoice_context(session: AsyncSession, invoice: Invoice, lang: str = DEFAULT) -> dict[str, Any]:
     tenant = await service.tenant_of(session, invoice)
     notes = await service.credit_notes_of(session, invoice)
     body = invoice_json(invoice, tenant.slug, notes)
@@ -179,9 +193,8 @@ async def _invoice_context(session: AsyncSession, invoice: Invoice) -> dict[str,
     return {
         "invoice": body,
         "tenant": tenant,
-        "fmt": _fmt(invoice.currency),
         "issued": _local_day(invoice.finalized_at, invoice.timezone),
-    }
+    } | _document_context(lang, invoice.currency)
 
 
 async def _invoice_page(
@@ -192,18 +205,22 @@ async def _invoice_page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     status_code: int = 200,
+    lang: str = DEFAULT,
 ) -> Template:
     invoice = await service.get_invoice(session, principal, invoice_id)
-    context = await _invoice_context(session, invoice)
+    context = await _invoice_context(session, invoice, lang)
     return _page(
         "invoice.html", principal, status_code=status_code, errors=errors or {}, values=values or {}, **context
     )
 
 
 @get("/invoices/{invoice_id:str}", opt=READ, include_in_schema=False)
-async def invoice_page(session: AsyncSession, principal: Principal, invoice_id: str) -> Template:
-    """Status, number, issue date, period, lines, totals, credit notes and the balance after them."""
-    return await _invoice_page(session, principal, invoice_id)
+async def invoice_page(
+    session: AsyncSession, principal: Principal, invoice_id: str, lang: str | None = None
+) -> Template:
+    """Status, number, issue date, period, lines, totals, credit notes and the balance after them, in the
+    document language ``?lang=`` (en, de, fr, ja, zh; 422 for any other)."""
+    return await _invoice_page(session, principal, invoice_id, lang=document_locale(lang))
 
 
 async def _confirm_page(
@@ -313,18 +330,20 @@ async def credit_note_form(
 
 # --- credit notes ----------------------------------------------------------------------------------
 @get("/credit-notes/{ref:str}", opt=READ, include_in_schema=False)
-async def credit_note_page(session: AsyncSession, principal: Principal, ref: str) -> Response:
-    """A credit note's page; ``{id}.pdf`` is its PDF."""
+async def credit_note_page(session: AsyncSession, principal: Principal, ref: str, lang: str | None = None) -> Response:
+    """A credit note's page; ``{id}.pdf`` is its PDF; both in the document language ``?lang=``."""
     note_id, _, suffix = ref.partition(".")
     if suffix not in ("", "pdf"):
         raise NotFound(f"no credit note {ref!r}")
+    language = document_locale(lang)
     note = await service.get_credit_note(session, principal, note_id)
     invoice = await service.get_invoice(session, principal, note.invoice_id)
-    context = await _invoice_context(session, invoice)
+    context = await _invoice_context(session, invoice, language)
     body = credit_note_json(note) | {"issued": _local_day(note.created_at, invoice.timezone)}
     if suffix == "pdf":
         tenant = context["tenant"]
-        pdf = render_credit_note_pdf(body, context["invoice"], {"name": tenant.name, "slug": tenant.slug})
+        merchant = {"name": tenant.name, "slug": tenant.slug}
+        pdf = render_credit_note_pdf(body, context["invoice"], merchant, locale=language)
         return Response(
             pdf, media_type="application/pdf", headers={"Content-Disposition": inline(f"{note.number}.pdf")}
         )
