@@ -18,6 +18,7 @@ stays flat however many contacts the month holds.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import heapq
 import io
@@ -134,7 +135,13 @@ class Charges:
         return bands[i][1], bands[i][2]
 
 
-async def _cell_rows(db: Databases, region: str, scope: Scope) -> AsyncIterator[tuple]:
+def _key(row: Any) -> tuple:
+    return (row[0], row[1])
+
+
+async def _cell_partitions(db: Databases, region: str, scope: Scope) -> AsyncIterator[list]:
+    """The cell's billed contacts in ``(resolved_at, external_id)`` order, `CHUNK_ROWS` at a time
+    from a server-side cursor."""
     stmt = (
         sa.select(C.resolved_at, C.external_id, C.channel, C.intent, C.market, C.resolution)
         .where(*_billed(scope))
@@ -144,28 +151,40 @@ async def _cell_rows(db: Databases, region: str, scope: Scope) -> AsyncIterator[
     async with db.cell_session(region) as cell:
         result = await cell.stream(stmt)
         async for partition in result.partitions(CHUNK_ROWS):
-            for row in partition:
-                yield tuple(row)
+            yield partition
 
 
-async def _merged(db: Databases, scope: Scope) -> AsyncIterator[tuple]:
-    """Every cell's rows in one ``(resolved_at, external_id)`` order (a k-way merge of sorted cursors)."""
-    streams = [_cell_rows(db, region, scope) for region in db.cells]
-    heap: list[tuple[Any, Any, int, tuple]] = []
+async def _merged(db: Databases, scope: Scope) -> AsyncIterator[list]:
+    """Every cell's rows in one ``(resolved_at, external_id)`` order, in batches: a k-way merge of
+    the cells' ordered cursors. Each round emits every buffered row up to the smallest last key of
+    the cells that still have rows to send (no later row of theirs can come before it)."""
+    streams = [_cell_partitions(db, region, scope) for region in db.cells]
+    buffers: list[list] = [[] for _ in streams]
+    live = [True] * len(streams)
     try:
-        for i, stream in enumerate(streams):
-            row = await anext(stream, None)
-            if row is not None:
-                heap.append((row[0], row[1], i, row))
-        heapq.heapify(heap)
-        while heap:
-            _, _, i, row = heap[0]
-            yield row
-            following = await anext(streams[i], None)
-            if following is None:
-                heapq.heappop(heap)
-            else:
-                heapq.heapreplace(heap, (following[0], following[1], i, following))
+        while True:
+            for i, stream in enumerate(streams):
+                if live[i] and not buffers[i]:
+                    part = await anext(stream, None)
+                    if part is None:
+                        live[i] = False
+                    else:
+                        buffers[i] = list(part)
+            if not any(buffers):
+                return
+            pending = [i for i, buf in enumerate(buffers) if live[i] and buf]
+            edge = min(pending, key=lambda i: _key(buffers[i][-1])) if pending else None
+            bound = None if edge is None else _key(buffers[edge][-1])
+            parts = []
+            for i, buf in enumerate(buffers):
+                if not buf:
+                    continue
+                # The edge cell's buffer goes whole, so every round makes progress.
+                cut = len(buf) if bound is None or i == edge else bisect.bisect_right(buf, bound, key=_key)
+                if cut:
+                    parts.append(buf[:cut])
+                    buffers[i] = buf[cut:]
+            yield parts[0] if len(parts) == 1 else list(heapq.merge(*parts, key=_key))
     finally:
         for stream in streams:
             await stream.aclose()
@@ -178,20 +197,18 @@ async def usage_csv(db: Databases, scope: Scope, terms: Mapping[str, Any]) -> As
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    pending = 0
-    async for resolved_at, external_id, channel, intent, market, resolution in _merged(db, scope):
-        charge, unit_price = charges.next(resolution)
-        writer.writerow(
-            (external_id, channel, intent, market, resolution, resolved_at.astimezone(zone).isoformat(),
-             charge, unit_price)
-        )  # fmt: skip
-        pending += 1
-        if pending >= CHUNK_ROWS:
-            yield out.getvalue().encode()
-            out.seek(0)
-            out.truncate()
-            pending = 0
-    yield out.getvalue().encode()
+    async for batch in _merged(db, scope):
+        rows = []
+        for resolved_at, external_id, channel, intent, market, resolution in batch:
+            charge, unit_price = charges.next(resolution)
+            local = resolved_at.astimezone(zone).isoformat()
+            rows.append((external_id, channel, intent, market, resolution, local, charge, unit_price))
+        writer.writerows(rows)
+        yield out.getvalue().encode()
+        out.seek(0)
+        out.truncate()
+    if out.tell():
+        yield out.getvalue().encode()
 
 
 __all__ = ["COLUMNS", "Charges", "Itemised", "Scope", "billed_counts", "itemised_usage", "usage_csv"]
