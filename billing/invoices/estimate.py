@@ -33,7 +33,7 @@ METHOD = (
     "Quantities so far divided by the days elapsed, times the days in the month (rounded to whole "
     "contacts), priced by the contract; SLA credits at the outcomes measured so far."
 )
-NOTE = "Estimate only: the invoice is drafted from the whole month once its contacts have settled."
+NOTE = "Estimate only, before tax: the invoice is drafted from the whole month once its contacts have settled."
 
 
 def project(quantity: int, elapsed_seconds: float, period_seconds: float) -> int:
