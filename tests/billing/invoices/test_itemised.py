@@ -115,6 +115,7 @@ class TestRowsEqualTheInvoice:
             version("late", OCT + timedelta(hours=7), OCT + timedelta(hours=8), market="DE"),
             version("abandoned", OCT + timedelta(hours=8), OCT + timedelta(hours=9), "abandoned", market="DE"),
             version("ai-de-2", OCT + timedelta(hours=9), OCT + timedelta(hours=10), market="DE"),
+            version("again", OCT + timedelta(hours=10), OCT + timedelta(hours=11), market="CN"),
         ]  # fmt: skip
         await ingest(client, t, contacts)
         # Reopened and still open; reopened and resolved again in November; a late update that makes
@@ -125,6 +126,9 @@ class TestRowsEqualTheInvoice:
                     resolved=datetime(2026, 11, 2, 12, tzinfo=UTC), market="CN"),
             version("late", OCT + timedelta(hours=7), datetime(2026, 11, 3, 12, tzinfo=UTC), "human_resolved",
                     resolved=OCT + timedelta(hours=7, minutes=30), market="DE"),
+            # Reopened, then resolved again later in October: one contact, billed once, at its new time.
+            version("again", OCT + timedelta(hours=10), OCT + timedelta(days=3), "human_resolved",
+                    resolved=OCT + timedelta(days=2), market="CN"),
         ])  # fmt: skip
         await ingest(client, t, [version("late", OCT + timedelta(hours=7), OCT + timedelta(hours=7, minutes=10),
                                          market="DE")])  # fmt: skip
@@ -132,10 +136,12 @@ class TestRowsEqualTheInvoice:
         rows = await usage_csv(client, staff_headers, invoice["id"])
 
         per_resolution = Counter(r["resolution"] for r in rows)
-        assert dict(per_resolution) == invoice_quantities(invoice) == {"ai_resolved": 4, "human_resolved": 3}
+        assert dict(per_resolution) == invoice_quantities(invoice) == {"ai_resolved": 4, "human_resolved": 4}
         assert sorted(r["external_id"] for r in rows) == sorted(
-            ["ai-de-1", "ai-cn-1", "hu-de-1", "hu-cn-1", "edge-oct", "late", "ai-de-2"]
+            ["ai-de-1", "ai-cn-1", "hu-de-1", "hu-cn-1", "edge-oct", "late", "ai-de-2", "again"]
         )
+        again = next(r for r in rows if r["external_id"] == "again")
+        assert again["resolution"] == "human_resolved" and again["resolved_at"] == "2026-10-16T11:00:00+02:00"
         assert {r["market"] for r in rows} == {"DE", "CN"}  # both cells
         # Resolved-at in the tenant's zone, in resolution order across the cells.
         assert rows[0]["external_id"] == "edge-oct" and rows[0]["resolved_at"] == "2026-10-01T00:30:00+02:00"
