@@ -57,6 +57,7 @@ bench: install
 	$(VENV)/bin/bpoctl bench invoices
 	$(VENV)/bin/bpoctl bench sla
 	$(VENV)/bin/bpoctl bench audit-export
+	$(VENV)/bin/bpoctl bench usage-csv
 
 clean:
 	rm -rf $(VENV) .tools test-output

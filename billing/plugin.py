@@ -7,6 +7,7 @@ from __future__ import annotations
 from billing import jobs
 from billing.demo import seed_demo_billing
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
+from billing.invoices.itemised import ROUTES as ITEMISED_ROUTES
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.invoices.schemas import CreditNoteIn, VoidIn
 from billing.metering.cli import rollups_group, webhooks_group
@@ -19,7 +20,7 @@ from control_plane.plugins import Domain, NavLink
 
 DOMAIN = Domain(
     "billing",
-    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *INVOICE_PAGES],
+    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *ITEMISED_ROUTES, *INVOICE_PAGES],
     jobs={
         "outbox": (10, jobs.dispatch_outbox),
         "draft_invoices": (3600, jobs.draft_invoices),
@@ -38,6 +39,7 @@ DOMAIN = Domain(
     answers={
         "GET /api/v1/invoices/{ref}": {"200": ["application/json", "application/pdf"], "303": []},
         "GET /api/v1/invoices.csv": {"200": ["text/csv"]},
+        "GET /api/v1/invoices/{invoice_id}/usage.csv": {"200": ["text/csv"]},
     },
     nav=[NavLink("drafts", "Drafts", "/billing/drafts", frozenset(ONBOARDING), order=20)],
     tenant_tabs=[

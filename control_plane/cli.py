@@ -332,6 +332,20 @@ def bench_invoices(as_json: bool, database: str | None, tenants: int, contacts: 
     run_benchmark(database=database, tenants=tenants, contacts=contacts, as_json=as_json, echo=click.echo)
 
 
+@bench.command("usage-csv")
+@click.option("--json", "as_json", is_flag=True, help="end with one JSON line of the figures")
+@click.option("--database", default=None, help="a PostgreSQL URL (fresh databases are made beside it); default SQLite")
+@click.option("--contacts", type=int, default=1_000_000, show_default=True, help="contacts of the invoice's month")
+def bench_usage_csv(as_json: bool, database: str | None, contacts: int) -> None:
+    """Stream an invoice's itemised usage (N contacts) from a real server and sample its RSS."""
+    # Imported here, on the path of the checkout: the benchmarks live under tests/, which the
+    # installed package does not ship.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.benchmarks.usage_csv import run_benchmark
+
+    run_benchmark(contacts=contacts, database=database, as_json=as_json, echo=click.echo)
+
+
 # Each domain's commands (``bpoctl rollups``, ``webhooks``, ``audit``), from its plugin.
 for _domain in domains():
     for _command in _domain.commands:

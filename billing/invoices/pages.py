@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.invoices import service
 from billing.invoices.controllers import READ, now_of, settle_invoice_tenant
+from billing.invoices.estimate import running_estimate
 from billing.invoices.i18n import DEFAULT, LANGUAGE_NAMES, Document, document_locale
 from billing.invoices.models import Invoice
 from billing.invoices.pdf import render_credit_note_pdf
@@ -109,6 +110,10 @@ async def _invoices_page(
         for note, invoice in notes
     ]  # fmt: skip
     last_month = Period.at(now_of(state), tenant.timezone).previous().label
+    try:
+        estimate = await running_estimate(session, principal, slug, now=now_of(state))
+    except Conflict:  # no contract in force for the running month: no card
+        estimate = None
     return _page(
         "invoice_list.html",
         principal,
@@ -116,13 +121,19 @@ async def _invoices_page(
         tenant=tenant,
         invoices=rows,
         credit_notes=credit_notes,
+        estimate=estimate,
         fmt=lambda amount, currency: format_money(Decimal(amount), currency),
         errors=errors or {},
         values=values or {"period": last_month},
     )
 
 
-@get("/tenants/{slug:str}/invoices", opt=policy(roles=EVERYONE), include_in_schema=False)
+@get(
+    "/tenants/{slug:str}/invoices",
+    opt=policy(roles=EVERYONE),
+    include_in_schema=False,
+    before_request=settle_before_read,  # the estimate card reads the running month's rollups
+)
 async def invoices_page(session: AsyncSession, principal: Principal, state: State, slug: str) -> Template:
     return await _invoices_page(session, principal, state, slug)
 
