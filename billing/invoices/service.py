@@ -215,7 +215,29 @@ async def _save_draft(
 ) -> tuple[Invoice, bool]:
     """Write a rated draft: nothing at all when the open draft already has these lines under this
     contract version (no statement, no audit entry), else the new or re-drafted invoice and its entry."""
-    slug = tenant.slug
+    done = await _apply_draft(session, tenant, period, contract, invoice, counts, rated, rows, now=now, after=after)
+    if done is None:
+        return invoice, False  # type: ignore[return-value]
+    await session.flush()
+    await _audit_draft(session, actor, tenant, period, *done, now=now)
+    return done[0], True
+
+
+async def _apply_draft(
+    session: AsyncSession,
+    tenant: Tenant,
+    period: Period,
+    contract: Any,
+    invoice: Invoice | None,
+    counts: Any,
+    rated: RatedInvoice,
+    rows: list[InvoiceLineRow],
+    *,
+    now: datetime,
+    after: dict[str, Any] | None = None,
+) -> tuple[Invoice, str, RatedInvoice] | None:
+    """The draft's changes in the session, not flushed: ``(invoice, audit action, rated)``, or ``None``
+    when the open draft already has these lines (``after``) under this contract version."""
     totals = {
         "usage_subtotal_minor": to_minor_units(rated.usage_subtotal, rated.currency),
         "credit_total_minor": to_minor_units(rated.credit_total, rated.currency),
@@ -224,7 +246,7 @@ async def _save_draft(
     if invoice is not None:
         before = lines_json(invoice)
         if before == after and invoice.contract_version == contract.version:
-            return invoice, False
+            return None
         invoice.previous_draft = before
         invoice.drafts += 1
         invoice.lines.clear()
@@ -254,17 +276,22 @@ async def _save_draft(
         )
         session.add(invoice)
         action = "invoice.drafted"
-    await session.flush()
+    return invoice, action, rated
+
+
+async def _audit_draft(
+    session: AsyncSession, actor: Actor, tenant: Tenant, period: Period, invoice: Invoice, action: str,
+    rated: RatedInvoice, *, now: datetime,
+) -> None:  # fmt: skip
     await append_audit_entry(
         session,
-        stream=slug,
+        stream=tenant.slug,
         actor=actor,
         action=action,
         target=f"invoice:{invoice.id}",
         data={"period": period.label, "total": money_str(rated.total, rated.currency), "currency": rated.currency},
         now=now,
     )
-    return invoice, True
 
 
 async def finalize_invoice(
@@ -514,6 +541,7 @@ async def _draft_period(
             if targets is not None:
                 batched[tenant.id] = targets
     counts_of = await many_period_counts(session, period, batched)
+    changed: list[tuple[Tenant, tuple[Invoice, str, RatedInvoice]]] = []
     for tenant in due:
         invoice, contract = invoices.get(tenant.id), contracts[tenant.id]
         try:
@@ -528,8 +556,15 @@ async def _draft_period(
             log.exception("draft_invoices: %s %s failed", tenant.slug, period.label)
             outcomes.append("failed")
             continue
-        _, changed = await _save_draft(
-            session, actor, tenant, period, contract, invoice, counts, rated, rows, after, now=now
-        )
-        outcomes.append("drafted" if changed else "unchanged")
+        done = await _apply_draft(session, tenant, period, contract, invoice, counts, rated, rows, now=now, after=after)
+        if done is None:
+            outcomes.append("unchanged")
+        else:
+            changed.append((tenant, done))
+            outcomes.append("drafted")
+    if changed:
+        # One flush for the chunk's invoices and lines (multi-row INSERTs), then the audit entries.
+        await session.flush()
+        for tenant, done in changed:
+            await _audit_draft(session, actor, tenant, period, *done, now=now)
     return outcomes
