@@ -499,14 +499,18 @@ async def many_period_counts(
         acc["rated"] += int(rated or 0)
         acc["satisfied"] += int(good or 0)
     opened: dict[uuid.UUID, dict[str, int]] = {t: {} for t in ids}
-    by_channel = (
-        sa.select(c.tenant_id, c.channel, sa.func.sum(c.contacts))
-        .where(*month, c.basis == "opened")
-        .group_by(c.tenant_id, c.channel)
-    )
-    for tenant_id, channel, contacts in await session.execute(by_channel):
-        if contacts:
-            opened[tenant_id][channel] = int(contacts)
+    # Contacts opened only where a response target reads them: the tenants with targets, their channels.
+    channels = sorted({t.channel for targets in targets_of.values() for t in targets})
+    with_targets = [t for t, targets in targets_of.items() if targets]
+    if channels:
+        by_channel = (
+            sa.select(c.tenant_id, c.channel, sa.func.sum(c.contacts))
+            .where(c.tenant_id.in_(with_targets), *month[1:], c.basis == "opened", c.channel.in_(channels))
+            .group_by(c.tenant_id, c.channel)
+        )
+        for tenant_id, channel, contacts in await session.execute(by_channel):
+            if contacts:
+                opened[tenant_id][channel] = int(contacts)
     within = await _many_within_limits(session, period, targets_of)
     return {
         tenant_id: PeriodCounts(
