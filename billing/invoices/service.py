@@ -7,6 +7,7 @@ clock). A finalized invoice never changes: each route that would change one gets
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import asdict
@@ -461,17 +462,60 @@ async def draft_due_invoices(session_factory, actor: Actor, *, now: datetime) ->
     done = {"drafted": 0, "unchanged": 0, "not_settled": 0, "skipped": 0, "failed": 0}
     async with session_factory() as session:
         tenants = list((await session.scalars(sa.select(Tenant.id).where(Tenant.status == "active"))).all())
-    for first in range(0, len(tenants), DRAFT_CHUNK):
-        chunk = tenants[first : first + DRAFT_CHUNK]
+    chunks = [tenants[first : first + DRAFT_CHUNK] for first in range(0, len(tenants), DRAFT_CHUNK)]
+    ahead = _read_ahead(session_factory, chunks[0], now=now) if chunks else None
+    for i, chunk in enumerate(chunks):
+        prefetched = await ahead if ahead is not None else None
+        # The next chunk's counts are read (in their own session) while this one is rated and written.
+        ahead = _read_ahead(session_factory, chunks[i + 1], now=now) if i + 1 < len(chunks) else None
         try:
             async with session_factory() as session:
-                outcomes = await _draft_chunk(session, actor, chunk, now=now)
+                outcomes = await _draft_chunk(session, actor, chunk, now=now, prefetched=prefetched)
         except Exception:  # the chunk's transaction is rolled back: each tenant on its own
             log.exception("draft_invoices: a chunk of %d tenants failed; drafting them one by one", len(chunk))
             outcomes = [await _draft_due(session_factory, actor, tenant_id, now=now) for tenant_id in chunk]
         for outcome in outcomes:
             done[outcome] += 1
     return done
+
+
+Prefetched = dict[tuple[uuid.UUID, Period], tuple[tuple[Any, ...], Any]]
+
+
+def _read_ahead(session_factory, tenant_ids: list[uuid.UUID], *, now: datetime) -> asyncio.Future:
+    """`_prefetch_counts` started as a task; a failure only means the chunk reads its counts itself."""
+
+    async def read() -> Prefetched | None:
+        try:
+            return await _prefetch_counts(session_factory, tenant_ids, now=now)
+        except Exception:
+            log.exception("draft_invoices: reading ahead failed; the chunk reads its own counts")
+            return None
+
+    return asyncio.ensure_future(read())
+
+
+async def _prefetch_counts(session_factory, tenant_ids: list[uuid.UUID], *, now: datetime) -> Prefetched:
+    """The batched period counts of a chunk's tenants, each with the response targets they were
+    counted for (`_draft_period` uses them only while the contract in force still has those targets)."""
+    out: Prefetched = {}
+    async with session_factory() as session:
+        rows = (await session.execute(sa.select(Tenant.id, Tenant.timezone).where(Tenant.id.in_(tenant_ids)))).all()
+        by_period: dict[Period, list[uuid.UUID]] = {}
+        for tenant_id, timezone in rows:
+            by_period.setdefault(Period.at(now, timezone).previous(), []).append(tenant_id)
+        for period, ids in by_period.items():
+            contracts = await contracts_in_force(session, ids, period.first)
+            skipped = await many_skipped_days(session, ids, period)
+            batched = {}
+            for tenant_id in ids:
+                contract = contracts.get(tenant_id)
+                targets = None if contract is None or skipped.get(tenant_id) else _batchable_targets(contract.terms)
+                if targets is not None:
+                    batched[tenant_id] = targets
+            for tenant_id, counts in (await many_period_counts(session, period, batched)).items():
+                out[(tenant_id, period)] = (batched[tenant_id], counts)
+    return out
 
 
 async def _draft_due(session_factory, actor: Actor, tenant_id: uuid.UUID, *, now: datetime) -> str:
@@ -483,7 +527,14 @@ async def _draft_due(session_factory, actor: Actor, tenant_id: uuid.UUID, *, now
         return "failed"
 
 
-async def _draft_chunk(session: AsyncSession, actor: Actor, tenant_ids: list[uuid.UUID], *, now: datetime) -> list[str]:
+async def _draft_chunk(
+    session: AsyncSession,
+    actor: Actor,
+    tenant_ids: list[uuid.UUID],
+    *,
+    now: datetime,
+    prefetched: Prefetched | None = None,
+) -> list[str]:
     """Draft the due period of each tenant (last month in its zone) with the chunk's reads batched:
     tenants, contracts in force, open invoices with their lines, excluded windows, which tenants have
     billed invoices to adjust, and the period counts of all of them (`many_period_counts`)."""
@@ -493,7 +544,7 @@ async def _draft_chunk(session: AsyncSession, actor: Actor, tenant_ids: list[uui
         by_period.setdefault(Period.at(now, tenant.timezone).previous(), []).append(tenant)
     outcomes: list[str] = []
     for period, group in by_period.items():
-        outcomes += await _draft_period(session, actor, period, group, now=now)
+        outcomes += await _draft_period(session, actor, period, group, now=now, prefetched=prefetched or {})
     return outcomes
 
 
@@ -508,7 +559,13 @@ def _batchable_targets(terms: Any) -> tuple[Any, ...] | None:
 
 
 async def _draft_period(
-    session: AsyncSession, actor: Actor, period: Period, tenants: list[Tenant], *, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    period: Period,
+    tenants: list[Tenant],
+    *,
+    now: datetime,
+    prefetched: Prefetched,
 ) -> list[str]:
     ids = [t.id for t in tenants]
     contracts = await contracts_in_force(session, ids, period.first)
@@ -540,7 +597,13 @@ async def _draft_period(
             targets = None if skipped.get(tenant.id) else _batchable_targets(contract.terms)
             if targets is not None:
                 batched[tenant.id] = targets
-    counts_of = await many_period_counts(session, period, batched)
+    counts_of = {}
+    for tenant_id, targets in list(batched.items()):
+        ahead = prefetched.get((tenant_id, period))
+        if ahead is not None and ahead[0] == targets:
+            counts_of[tenant_id] = ahead[1]
+            del batched[tenant_id]
+    counts_of |= await many_period_counts(session, period, batched)
     changed: list[tuple[Tenant, tuple[Invoice, str, RatedInvoice]]] = []
     for tenant in due:
         invoice, contract = invoices.get(tenant.id), contracts[tenant.id]
