@@ -433,8 +433,6 @@ async def mark_paid(session: AsyncSession, actor: Actor, invoice: Invoice, *, no
 
 
 DRAFT_CHUNK = 250  # tenants drafted per transaction by the job
-# Smaller first chunks: the first chunk's read is the only one not overlapped with drafting.
-FIRST_CHUNKS = (50, 100, 200)
 
 
 async def contracts_in_force(
@@ -456,7 +454,7 @@ async def contracts_in_force(
 async def draft_due_invoices(session_factory, actor: Actor, *, now: datetime) -> dict[str, int]:
     """The scheduler's job: draft (or refresh) last month's invoice of every active tenant once it has settled.
 
-    Tenants go in chunks of `DRAFT_CHUNK` (smaller first ones), one transaction each, every read batched over the chunk
+    Tenants go in chunks of `DRAFT_CHUNK`, one transaction each, every read batched over the chunk
     (`_draft_chunk`); a draft that would not change writes nothing. One tenant's failure does not
     stop the rest: a tenant whose rating fails is counted ``failed`` and the chunk goes on; a chunk
     whose transaction fails is rolled back and its tenants are drafted again one transaction each.
@@ -464,12 +462,7 @@ async def draft_due_invoices(session_factory, actor: Actor, *, now: datetime) ->
     done = {"drafted": 0, "unchanged": 0, "not_settled": 0, "skipped": 0, "failed": 0}
     async with session_factory() as session:
         tenants = list((await session.scalars(sa.select(Tenant.id).where(Tenant.status == "active"))).all())
-    chunks, first = [], 0
-    for size in (*FIRST_CHUNKS, *([DRAFT_CHUNK] * len(tenants))):
-        if first >= len(tenants):
-            break
-        chunks.append(tenants[first : first + size])
-        first += size
+    chunks = [tenants[first : first + DRAFT_CHUNK] for first in range(0, len(tenants), DRAFT_CHUNK)]
     ahead = _read_ahead(session_factory, chunks[0], now=now) if chunks else None
     for i, chunk in enumerate(chunks):
         prefetched = await ahead if ahead is not None else None
