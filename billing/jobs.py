@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from billing.invoices.service import draft_due_invoices
+from billing.invoices.run import draft_due_invoices
 from billing.metering.deltas import apply_pending
 from billing.outbox.service import dispatch_due
 from compliance.service import SystemActor

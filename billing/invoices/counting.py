@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.metering import counts
+from billing.metering import batch_counts, counts
 from sla.models import ExcludedWindow
 from sla.terms import SlaTerms
 from sla.windows import excluded_days, skipped_days
@@ -21,10 +21,15 @@ from tenants.models import Tenant
 from tenants.periods import Period
 
 
+def response_targets(terms: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The response targets the contract ``terms`` hold (the SLA layer reads them)."""
+    return SlaTerms.from_terms(terms).response_targets
+
+
 async def invoice_counts(session: AsyncSession, tenant: Tenant, period: Period, terms: Mapping[str, Any]) -> Any:
     """The `PeriodCounts` of the tenant's period under the contract ``terms``."""
     skip = await skipped_days(session, tenant.id, period)
-    targets = SlaTerms.from_terms(terms).response_targets
+    targets = response_targets(terms)
     return await counts.period_counts(session, tenant.id, period, targets, skip)
 
 
@@ -49,4 +54,4 @@ async def many_period_counts(
 ) -> dict[uuid.UUID, Any]:
     """`invoice_counts` of many tenants with no skipped days, the contract's response targets given
     per tenant (metering's `many_period_counts`: a few statements for all of them)."""
-    return await counts.many_period_counts(session, period, targets_of)
+    return await batch_counts.many_period_counts(session, period, targets_of)

@@ -23,9 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.invoices.adjustments import pending_adjustments
 from billing.invoices.counting import invoice_counts
 from billing.rating import rate_counts
-from billing.rating.service import Usage, rate_period
+from billing.rating.service import Usage
 from control_plane.errors import Conflict
-from sla.evaluation import evaluate_period
 from tenants.periods import Period
 from tenants.service import contract_in_force, find_tenant
 
@@ -65,7 +64,7 @@ async def running_estimate(session: AsyncSession, actor: Any, slug: str, *, now:
         ai_resolved=project(counts.ai_resolved, elapsed, length),
         human_resolved=project(counts.human_resolved, elapsed, length),
     )
-    projected = rate_period(terms, projected_usage, evaluate_period(terms, counts), adjustments)
+    projected = rate_counts(terms, counts, adjustments, usage=projected_usage)
     quantities = {"ai_resolved": counts.ai_resolved, "human_resolved": counts.human_resolved}
     projected_quantities = {
         "ai_resolved": projected_usage.ai_resolved,

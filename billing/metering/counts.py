@@ -175,7 +175,7 @@ CACHE_ENTRIES = 256
 _cache: OrderedDict[tuple, tuple[float, PeriodFigures]] = OrderedDict()
 
 
-def _zero() -> dict[str, int]:
+def zero() -> dict[str, int]:
     return {"ai_resolved": 0, "human_resolved": 0, "rated": 0, "satisfied": 0}
 
 
@@ -197,11 +197,11 @@ class PeriodFigures:
     usage: tuple[int, int] = (0, 0)  # (ai_resolved, human_resolved) over every day: what is billed
 
 
-def _sums(*measures: str) -> list[sa.ColumnElement]:
+def sums(*measures: str) -> list[sa.ColumnElement]:
     return [sa.func.sum(ROLLUP.c[m]) for m in measures]
 
 
-def _days(period: Period) -> list[date]:
+def days_of(period: Period) -> list[date]:
     return [date.fromordinal(n) for n in range(period.first.toordinal(), period.end.toordinal())]
 
 
@@ -247,7 +247,7 @@ async def _resolved_month(session: AsyncSession, out: PeriodFigures, month: tupl
             c.day,
             c.intent,
             c.resolution,
-            *_sums("contacts", "rated", "csat_good", "handoffs", "reopened", *RES_BUCKETS),
+            *sums("contacts", "rated", "csat_good", "handoffs", "reopened", *RES_BUCKETS),
         )
         .where(*month, c.basis == "resolved", c.resolution.in_(RESOLVED))
         .group_by(c.day, c.intent, c.resolution)
@@ -266,7 +266,7 @@ async def _resolved_month(session: AsyncSession, out: PeriodFigures, month: tupl
         if day in skip:
             continue
         rated, good = int(rated or 0), int(good or 0)
-        for acc in (out.daily.setdefault(day, {}).setdefault(intent, _zero()), out.intents.setdefault(intent, _zero())):
+        for acc in (out.daily.setdefault(day, {}).setdefault(intent, zero()), out.intents.setdefault(intent, zero())):
             acc[resolution] += contacts
             acc["rated"] += rated
             acc["satisfied"] += good
@@ -284,14 +284,14 @@ async def _breakdowns(
     """2. ``resolved`` rows of the measured days by language x channel x resolution: the breakdowns."""
     c = ROLLUP.c
     stmt = (
-        sa.select(c.language, c.channel, c.resolution, *_sums("contacts", "rated", "csat_good"))
+        sa.select(c.language, c.channel, c.resolution, *sums("contacts", "rated", "csat_good"))
         .where(*month, c.basis == "resolved", c.resolution.in_(RESOLVED), _in_ranges(c.day, ranges))
         .group_by(c.language, c.channel, c.resolution)
     )
     for language, channel, resolution, contacts, rated, good in await session.execute(stmt):
         if not contacts:
             continue
-        for acc in (out.languages.setdefault(language, _zero()), out.channels.setdefault(channel, _zero())):
+        for acc in (out.languages.setdefault(language, zero()), out.channels.setdefault(channel, zero())):
             acc[resolution] += int(contacts)
             acc["rated"] += int(rated or 0)
             acc["satisfied"] += int(good or 0)
@@ -321,7 +321,7 @@ async def _within_limits(
     """4. First responses within each target's limit, by measured day: one SELECT per target in one
     UNION ALL, each a seek per (day, channel) on the primary key up to the limit (no month scan)."""
     f = FRT.c
-    days = [d for d in _days(period) if d not in skip]
+    days = [d for d in days_of(period) if d not in skip]
     if targets and days:
         parts = [
             sa.select(sa.literal(i).label("target"), f.day, sa.func.sum(f.contacts))
@@ -469,109 +469,3 @@ async def period_counts(
         ranges = day_ranges(period.first, period.end, skip)
         figures = await load_figures(session, tenant_id, period, skip, ranges, clocks, detail=False)
     return _counts_from(figures, targets, excluded=bool(skip))
-
-
-async def many_period_counts(
-    session: AsyncSession, period: Period, targets_of: Mapping[uuid.UUID, Sequence[Target]]
-) -> dict[uuid.UUID, PeriodCounts]:
-    """`period_counts` of many tenants' same period with no skipped days, in a few statements for
-    all of them (the invoice run): billable and rated contacts by tenant x intent x resolution,
-    contacts opened by tenant x channel, and first responses within each distinct (clock, channel,
-    limit) by tenant. Each reads only the tenants' rows of the month (primary-key seeks), and the
-    counts equal `period_counts(session, tenant_id, period, targets_of[tenant_id])`; callers send
-    a tenant with skipped days, or with two targets of one channel and limit, to `period_counts`."""
-    ids = list(targets_of)
-    if not ids:
-        return {}
-    c = ROLLUP.c
-    month = (c.tenant_id.in_(ids), c.day >= period.first, c.day < period.end)
-    intents: dict[uuid.UUID, dict[str, dict[str, int]]] = {t: {} for t in ids}
-    resolved = (
-        sa.select(c.tenant_id, c.intent, c.resolution, *_sums("contacts", "rated", "csat_good"))
-        .where(*month, c.basis == "resolved", c.resolution.in_(RESOLVED))
-        .group_by(c.tenant_id, c.intent, c.resolution)
-    )
-    for tenant_id, intent, resolution, contacts, rated, good in await session.execute(resolved):
-        if not contacts:
-            continue
-        acc = intents[tenant_id].setdefault(intent, _zero())
-        acc[resolution] += int(contacts)
-        acc["rated"] += int(rated or 0)
-        acc["satisfied"] += int(good or 0)
-    opened: dict[uuid.UUID, dict[str, int]] = {t: {} for t in ids}
-    # Contacts opened only where a response target reads them: the tenants with targets, their channels.
-    channels = sorted({t.channel for targets in targets_of.values() for t in targets})
-    with_targets = [t for t, targets in targets_of.items() if targets]
-    if channels:
-        by_channel = (
-            sa.select(c.tenant_id, c.channel, sa.func.sum(c.contacts))
-            .where(c.tenant_id.in_(with_targets), *month[1:], c.basis == "opened", c.channel.in_(channels))
-            .group_by(c.tenant_id, c.channel)
-        )
-        for tenant_id, channel, contacts in await session.execute(by_channel):
-            if contacts:
-                opened[tenant_id][channel] = int(contacts)
-    within = await _many_within_limits(session, period, targets_of)
-    return {
-        tenant_id: PeriodCounts(
-            by_intent={i: IntentCounts(**intents[tenant_id][i]) for i in sorted(intents[tenant_id])},
-            responses=tuple(
-                ResponseCounts(
-                    channel=t.channel,
-                    first_response_seconds=t.first_response_seconds,
-                    opened=opened[tenant_id].get(t.channel, 0),
-                    within_limit=within.get((tenant_id, t.channel, t.first_response_seconds), 0),
-                )
-                for t in targets
-            ),
-        )
-        for tenant_id, targets in targets_of.items()
-    }
-
-
-async def _many_within_limits(
-    session: AsyncSession, period: Period, targets_of: Mapping[uuid.UUID, Sequence[Target]]
-) -> dict[tuple[uuid.UUID, str, int], int]:
-    """First responses within each tenant's targets over the whole month: one SELECT per distinct
-    (clock, channel, limit) in one UNION ALL, each a seek per (tenant, day, channel) up to the limit."""
-    with_targets = {t: ts for t, ts in targets_of.items() if ts}
-    if not with_targets:
-        return {}
-    business = any(t.business_hours for ts in with_targets.values() for t in ts)
-    calendars: set[uuid.UUID] = set()
-    if business:
-        calendars = set(
-            (
-                await session.scalars(
-                    sa.select(SupportCalendar.tenant_id).where(SupportCalendar.tenant_id.in_(list(with_targets)))
-                )
-            ).all()
-        )
-    groups: dict[tuple[str, str, int], list[uuid.UUID]] = {}
-    for tenant_id, targets in with_targets.items():
-        for t in targets:
-            clock = (
-                response_rollups.BUSINESS if t.business_hours and tenant_id in calendars else response_rollups.CALENDAR
-            )
-            groups.setdefault((clock, t.channel, t.first_response_seconds), []).append(tenant_id)
-    f = FRT.c
-    days = _days(period)
-    keys = list(groups)
-    parts = [
-        sa.select(sa.literal(i).label("target"), f.tenant_id, sa.func.sum(f.contacts))
-        .where(
-            f.tenant_id.in_(groups[key]),
-            f.clock == key[0],
-            f.day.in_(days),
-            f.channel == key[1],
-            f.seconds <= key[2],
-        )
-        .group_by(f.tenant_id)
-        for i, key in enumerate(keys)
-    ]
-    found: dict[tuple[uuid.UUID, str, int], int] = {}
-    for i, tenant_id, n in await session.execute(sa.union_all(*parts) if len(parts) > 1 else parts[0]):
-        if n:
-            _, channel, limit = keys[i]
-            found[(tenant_id, channel, limit)] = int(n)
-    return found

@@ -140,10 +140,15 @@ def rate_period(
 
 
 def rate_counts(
-    terms: Mapping[str, Any], counts: PeriodCounts, adjustments: Sequence[InvoiceLine] = ()
+    terms: Mapping[str, Any],
+    counts: PeriodCounts,
+    adjustments: Sequence[InvoiceLine] = (),
+    *,
+    usage: Usage | None = None,
 ) -> RatedInvoice:
-    """`rate_period` from the SLA layer's period counts: usage over every intent, outcomes by its rules."""
-    usage = Usage(ai_resolved=counts.ai_resolved, human_resolved=counts.human_resolved)
+    """`rate_period` from the SLA layer's period counts: usage over every intent (or ``usage``, e.g. a
+    month-end projection, priced instead), outcomes by its rules from ``counts``."""
+    usage = usage or Usage(ai_resolved=counts.ai_resolved, human_resolved=counts.human_resolved)
     return rate_period(terms, usage, evaluate_period(terms, counts), adjustments)
 
 

@@ -193,7 +193,7 @@ async def _aggregate(dbs) -> tuple[float, int]:
 
 async def _run(settings, tenants: int, contacts: int, echo: Callable[[str], None]) -> dict[str, Any]:
     from billing.invoices.models import Invoice, InvoiceLineRow
-    from billing.invoices.service import draft_due_invoices
+    from billing.invoices.run import draft_due_invoices
     from compliance.service import SystemActor
     from control_plane.database import Databases
     from control_plane.keyring import KeyRing

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import event
 
-from billing.metering import counts
+from billing.metering import batch_counts, counts
 from tenants.periods import Period
 from tests.billing.invoices.conftest import contact, ingest
 from tests.billing.invoices.test_draft_job import LA_SETTLED, OCT, invoices_of
@@ -50,7 +50,7 @@ async def test_batched_counts_equal_each_tenants_period_counts(dbs, client, inge
     }
     period = Period.parse("2026-10")
     async with dbs.control_session() as session:
-        batched = await counts.many_period_counts(session, period, targets_of)
+        batched = await batch_counts.many_period_counts(session, period, targets_of)
         one_by_one = {t: await counts.period_counts(session, t, period, ts) for t, ts in targets_of.items()}
     assert batched == one_by_one
     assert batched[berlin.id].ai_resolved == 4 and batched[berlin.id].human_resolved == 2
