@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from billing import jobs
 from billing.demo import seed_demo_billing
+from billing.finance.controllers import ROUTES as FINANCE_ROUTES
+from billing.finance.controllers import BillingProfileIn, IssuerIn, IssuerPatch, TaxRateIn
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.invoices.schemas import CreditNoteIn, VoidIn
@@ -19,7 +21,7 @@ from control_plane.plugins import Domain, NavLink
 
 DOMAIN = Domain(
     "billing",
-    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *INVOICE_PAGES],
+    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *INVOICE_PAGES, *FINANCE_ROUTES],
     jobs={
         "outbox": (10, jobs.dispatch_outbox),
         "draft_invoices": (3600, jobs.draft_invoices),
@@ -34,6 +36,10 @@ DOMAIN = Domain(
         "POST /api/v1/tenants/{slug}/contacts": list[ContactWire],
         "POST /api/v1/invoices/{invoice_id}/void": VoidIn,
         "POST /api/v1/invoices/{invoice_id}/credit-notes": CreditNoteIn,
+        "POST /api/v1/issuers": IssuerIn,
+        "PATCH /api/v1/issuers/{code}": IssuerPatch,
+        "PUT /api/v1/tenants/{slug}/billing-profile": BillingProfileIn,
+        "POST /api/v1/tax-rates": TaxRateIn,
     },
     answers={
         "GET /api/v1/invoices/{ref}": {"200": ["application/json", "application/pdf"], "303": []},
