@@ -45,7 +45,7 @@ def contact(external_id: str | None = None, **overrides: Any) -> dict[str, Any]:
 
 # A complete billing profile that adds no tax under the default issuer (registered in DE only): a US
 # business with a valid EIN is reverse-charged at 0 %, so the totals of these tests are their nets.
-# Tests of the tax rule itself give their tenants their own profiles (tests/billing/test_finance.py).
+# Tests of the tax rule itself give their tenants their own profiles (tests/billing/invoices/test_finance.py).
 UNTAXED_PROFILE = {
     "legal_name": "Test Merchant Inc.",
     "address": {"lines": ["1 Test Way"], "postal_code": "94105", "city": "San Francisco", "country": "US"},
