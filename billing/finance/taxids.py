@@ -17,7 +17,7 @@ EU = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL P
 _FORMS = {
     "GB": (gb_vat, "a UK VAT number: GB and 9 digits, e.g. GB980780684"),
     "JP": (jp_cn, "a 13-digit corporate number, or T and the 13 digits of an invoice registration number"),
-    "SG": (uen, "a UEN (GST registration number), e.g. 00192200M or 201912345K"),
+    "SG": (uen, "a UEN (GST registration number), e.g. 00192200M or 201912345R"),
     "US": (ein, "an EIN: 9 digits, e.g. 91-1144442"),
     "CN": (uscc, "an 18-character unified social credit code, e.g. 91110000600037341L"),
 }
