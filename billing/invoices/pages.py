@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.invoices import service
 from billing.invoices.controllers import READ, now_of, settle_invoice_tenant
 from billing.invoices.models import Invoice
-from billing.invoices.pdf import render_credit_note_pdf
+from billing.invoices.pdf import bill_to_lines, issuer_lines, render_credit_note_pdf
 from billing.invoices.schemas import credit_note_json, draft_differences, invoice_json
 from billing.metering.controllers import settle_before_read
 from billing.money import format_money
@@ -181,6 +181,8 @@ async def _invoice_context(session: AsyncSession, invoice: Invoice) -> dict[str,
         "tenant": tenant,
         "fmt": _fmt(invoice.currency),
         "issued": _local_day(invoice.finalized_at, invoice.timezone),
+        "issuer_lines": issuer_lines(body["issuer"]),
+        "bill_to_lines": bill_to_lines(body["bill_to"], {"name": tenant.name, "slug": tenant.slug}, invoice.currency),
     }
 
 

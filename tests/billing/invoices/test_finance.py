@@ -16,6 +16,7 @@ from billing.invoices import service as invoices
 from compliance.service import SystemActor
 from tests.billing.conftest import give_profile
 from tests.billing.invoices.conftest import contact, ingest
+from tests.billing.invoices.test_pages import _pdf_text as pdf_text
 from tests.conftest import contract_body
 
 NET = Decimal("4998.68")  # 2 AI + 2 human contacts of October (tests/billing/invoices/test_api.py)
@@ -107,6 +108,16 @@ class TestTaxRule:
                                      "note": None}]  # fmt: skip
         assert (inv["net_total"], inv["tax_total"], inv["total"]) == ("4998.68", "949.75", "5948.43")
         assert inv["issuer"]["code"] == "default" and inv["number"].startswith("INV-2026-")
+
+        # The PDF and the page print the issuer, the bill-to block, the tax line and the due date.
+        pdf = await client.get(f"/api/v1/invoices/{inv['id']}.pdf", headers=staff_headers)
+        text = pdf_text(pdf.content)
+        for printed in ("BPO Operations Ltd", "Acme Apparel GmbH", "Tax ID: DE136695976", "DE-VAT-19",
+                        "Due date: 2026-12-20", "Net total"):  # fmt: skip
+            assert printed in text, printed
+        page = await client.get(f"/invoices/{inv['id']}", headers=staff_headers)
+        assert 'id="invoice-due">2026-12-20' in page.text and 'data-tax="DE-VAT-19"' in page.text
+        assert "Friedrichstraße 1" in page.text
 
         # A credit note gives back tax in proportion, in the issuer's credit-note series.
         resp = await client.post(
