@@ -8,6 +8,7 @@ from billing import jobs
 from billing.demo import seed_demo_billing
 from billing.finance.controllers import ROUTES as FINANCE_ROUTES
 from billing.finance.controllers import BillingProfileIn, IssuerIn, IssuerPatch, TaxRateIn
+from billing.finance.pages import PAGE_ROUTES as FINANCE_PAGES
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.invoices.schemas import CreditNoteIn, VoidIn
@@ -16,12 +17,12 @@ from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
 from billing.metering.schemas import ContactWire
 from billing.providers.handlers import FACTORIES as PAYMENT_HANDLERS
-from control_plane.auth import EVERYONE, ONBOARDING
+from control_plane.auth import EVERYONE, ONBOARDING, Role
 from control_plane.plugins import Domain, NavLink
 
 DOMAIN = Domain(
     "billing",
-    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *INVOICE_PAGES, *FINANCE_ROUTES],
+    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *INVOICE_PAGES, *FINANCE_ROUTES, *FINANCE_PAGES],
     jobs={
         "outbox": (10, jobs.dispatch_outbox),
         "draft_invoices": (3600, jobs.draft_invoices),
@@ -45,7 +46,10 @@ DOMAIN = Domain(
         "GET /api/v1/invoices/{ref}": {"200": ["application/json", "application/pdf"], "303": []},
         "GET /api/v1/invoices.csv": {"200": ["text/csv"]},
     },
-    nav=[NavLink("drafts", "Drafts", "/billing/drafts", frozenset(ONBOARDING), order=20)],
+    nav=[
+        NavLink("drafts", "Drafts", "/billing/drafts", frozenset(ONBOARDING), order=20),
+        NavLink("issuers", "Issuers", "/billing/issuers", frozenset({Role.platform_admin}), order=21),
+    ],
     tenant_tabs=[
         NavLink("usage", "Usage", "/tenants/{slug}/usage", frozenset(EVERYONE), order=20),
         NavLink("invoices", "Invoices", "/tenants/{slug}/invoices", frozenset(EVERYONE), order=40),
