@@ -134,6 +134,8 @@ def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale
     pdf.ln(3)
     for label, key in (("Usage subtotal", "usage_subtotal"), ("Service credits", "credit_total"),
                        ("Net total", "net_total")):  # fmt: skip
+        if key not in invoice:
+            continue
         pdf.cell(sum(widths[:3]), 6, label, align="R")
         pdf.cell(widths[3], 6, money(invoice[key]), align="R")
         pdf.ln()
