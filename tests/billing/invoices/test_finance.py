@@ -132,6 +132,10 @@ class TestTaxRule:
         assert note["tax_lines"][0]["amount"] == str(expected) == "94.97"
         assert note["tax_total"] == "94.97" and note["net"] == "499.87" and note["number"].startswith("CN-2026-")
         assert resp.json()["balance"] == "5353.59"
+        page = await client.get(f"/credit-notes/{note['id']}", headers=staff_headers)
+        assert 'data-tax="DE-VAT-19" data-amount="94.97"' in page.text and 'id="credit-note-issuer"' in page.text
+        pdf = pdf_text((await client.get(f"/credit-notes/{note['id']}.pdf", headers=staff_headers)).content)
+        assert "Tax DE-VAT-19 credited" in pdf and "BPO Operations Ltd" in pdf
 
     async def test_without_a_tax_id_the_issuers_domestic_rate_applies(
         self, client, admin_headers, staff_headers, ingest_tenant, frozen
