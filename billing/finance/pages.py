@@ -45,7 +45,7 @@ def _page(name: str, principal: Principal, *, status_code: int = 200, **context:
 def _form_field(field: str) -> str:
     """The form input an API field error belongs beside."""
     field = re.sub(r"\[\d+\].*$", "", field)
-    return {"address.lines": "address_lines"}.get(field, field.removeprefix("address."))
+    return {"address.lines": "address_line1"}.get(field, field.removeprefix("address."))
 
 
 def _sentence(message: str) -> str:
