@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from billing import jobs
 from billing.demo import seed_demo_billing
+from billing.finance.controllers import ROUTES as FINANCE_ROUTES
+from billing.finance.controllers import BillingProfileIn, IssuerIn, IssuerPatch, TaxRateIn
+from billing.finance.pages import PAGE_ROUTES as FINANCE_PAGES
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
 from billing.invoices.itemised import ROUTES as ITEMISED_ROUTES
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
@@ -15,12 +18,12 @@ from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
 from billing.metering.schemas import ContactWire
 from billing.providers.handlers import FACTORIES as PAYMENT_HANDLERS
-from control_plane.auth import EVERYONE, ONBOARDING
+from control_plane.auth import EVERYONE, ONBOARDING, Role
 from control_plane.plugins import Domain, NavLink
 
 DOMAIN = Domain(
     "billing",
-    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *ITEMISED_ROUTES, *INVOICE_PAGES],
+    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *ITEMISED_ROUTES, *INVOICE_PAGES, *FINANCE_ROUTES, *FINANCE_PAGES],
     jobs={
         "outbox": (10, jobs.dispatch_outbox),
         "draft_invoices": (3600, jobs.draft_invoices),
@@ -35,13 +38,20 @@ DOMAIN = Domain(
         "POST /api/v1/tenants/{slug}/contacts": list[ContactWire],
         "POST /api/v1/invoices/{invoice_id}/void": VoidIn,
         "POST /api/v1/invoices/{invoice_id}/credit-notes": CreditNoteIn,
+        "POST /api/v1/issuers": IssuerIn,
+        "PATCH /api/v1/issuers/{code}": IssuerPatch,
+        "PUT /api/v1/tenants/{slug}/billing-profile": BillingProfileIn,
+        "POST /api/v1/tax-rates": TaxRateIn,
     },
     answers={
         "GET /api/v1/invoices/{ref}": {"200": ["application/json", "application/pdf"], "303": []},
         "GET /api/v1/invoices.csv": {"200": ["text/csv"]},
         "GET /api/v1/invoices/{invoice_id}/usage.csv": {"200": ["text/csv"]},
     },
-    nav=[NavLink("drafts", "Drafts", "/billing/drafts", frozenset(ONBOARDING), order=20)],
+    nav=[
+        NavLink("drafts", "Drafts", "/billing/drafts", frozenset(ONBOARDING), order=20),
+        NavLink("issuers", "Issuers", "/billing/issuers", frozenset({Role.platform_admin}), order=21),
+    ],
     tenant_tabs=[
         NavLink("usage", "Usage", "/tenants/{slug}/usage", frozenset(EVERYONE), order=20),
         NavLink("invoices", "Invoices", "/tenants/{slug}/invoices", frozenset(EVERYONE), order=40),

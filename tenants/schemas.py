@@ -232,6 +232,7 @@ class Contract(Input):
     total_credit_cap_percent: Percent | None = None
     reopen_window_hours: int = Field(default=DEFAULT_REOPEN_WINDOW_HOURS, ge=0, le=24 * 90)
     late_grace_hours: int = Field(default=DEFAULT_LATE_GRACE_HOURS, ge=0, le=24 * 90)
+    payment_terms_days: int | None = Field(default=None, ge=0, le=365)  # net N days; None: 30
 
     @field_validator("currency")
     @classmethod

@@ -6,7 +6,7 @@ Money is integer minor units beside the invoice's currency; unit prices are `Num
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,16 @@ class Invoice(UUIDPrimaryKey, ControlBase):
     contract_version: Mapped[int]
     usage_subtotal_minor: Mapped[int] = mapped_column(sa.BigInteger)
     credit_total_minor: Mapped[int] = mapped_column(sa.BigInteger)
-    total_minor: Mapped[int] = mapped_column(sa.BigInteger)
+    total_minor: Mapped[int] = mapped_column(sa.BigInteger)  # net + tax
+    net_total_minor: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")  # usage + credits (all lines)
+    tax_total_minor: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    tax_lines: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)  # [{"code", "rate", "base", ...}]
+    issue_date: Mapped[date | None]  # the finalization date in the tenant's zone
+    due_date: Mapped[date | None]
+    payment_terms_days: Mapped[int | None]
+    issuer_code: Mapped[str | None] = mapped_column(sa.String(40))
+    issuer: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # the issuer as it was when the invoice was issued
+    bill_to: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # the billing profile as it was then
     counts: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  # the period counts the lines were rated from
     previous_draft: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # lines and totals of the draft before
     drafts: Mapped[int] = mapped_column(default=1)
@@ -82,7 +91,10 @@ class CreditNote(UUIDPrimaryKey, ControlBase):
     tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id"), index=True)
     number: Mapped[str] = mapped_column(sa.String(40), unique=True)
     currency: Mapped[str] = mapped_column(sa.String(3))
-    amount_minor: Mapped[int] = mapped_column(sa.BigInteger)  # positive: what is given back
+    amount_minor: Mapped[int] = mapped_column(sa.BigInteger)  # positive: what is given back (tax included)
+    tax_minor: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")  # the tax part, in proportion
+    tax_lines: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    issuer_code: Mapped[str | None] = mapped_column(sa.String(40))
     reason: Mapped[str] = mapped_column(sa.String(500))
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(sa.String(200))

@@ -32,7 +32,7 @@ from billing.invoices.controllers import READ, now_of, settle_invoice_tenant
 from billing.invoices.estimate import running_estimate
 from billing.invoices.i18n import DEFAULT, LANGUAGE_NAMES, Document, document_locale
 from billing.invoices.models import Invoice
-from billing.invoices.pdf import render_credit_note_pdf
+from billing.invoices.pdf import bill_to_lines, issuer_lines, render_credit_note_pdf
 from billing.invoices.schemas import credit_note_json, draft_differences, invoice_json
 from billing.metering.controllers import settle_before_read
 from billing.money import format_money
@@ -205,6 +205,8 @@ async def _invoice_context(session: AsyncSession, invoice: Invoice, lang: str = 
         "invoice": body,
         "tenant": tenant,
         "issued": _local_day(invoice.finalized_at, invoice.timezone),
+        "issuer_lines": issuer_lines(body["issuer"]),
+        "bill_to_lines": bill_to_lines(body["bill_to"], {"name": tenant.name, "slug": tenant.slug}, invoice.currency),
     } | _document_context(lang, invoice.currency)
 
 

@@ -106,6 +106,31 @@ def _fonts(pdf: FPDF, cjk: bool) -> tuple[str, bool, bool]:
     return "Helvetica", False, False
 
 
+def _address(address: dict[str, Any] | None) -> list[str]:
+    a = address or {}
+    return [*a.get("lines", []), " ".join(x for x in (a.get("postal_code"), a.get("city")) if x), a.get("country", "")]
+
+
+def issuer_lines(issuer: dict[str, Any] | None) -> list[str]:
+    """The issuer block: the issuer the invoice was issued by (a draft has none yet)."""
+    if not issuer:
+        return list(ISSUER.values())
+    regs = [f"Tax ID ({r['country']}): {r['tax_id']}" for r in issuer.get("tax_registrations", [])]
+    return [issuer["legal_name"], *_address(issuer.get("address")), *regs]
+
+
+def bill_to_lines(bill_to: dict[str, Any] | None, merchant: dict[str, str], cur: str) -> list[str]:
+    """The bill-to block: the billing profile as it was when the invoice was issued."""
+    if not bill_to:
+        return [merchant["name"], f"Account: {merchant['slug']}", f"Currency: {cur}"]
+    out = [bill_to["legal_name"], *_address(bill_to.get("address"))]
+    if bill_to.get("tax_id"):
+        out.append(f"Tax ID: {bill_to['tax_id']}")
+    if bill_to.get("purchase_order"):
+        out.append(f"Purchase order: {bill_to['purchase_order']}")
+    return [*out, f"Account: {merchant['slug']}"]
+
+
 def _document(doc: Document, currency: str, *texts: str) -> _Page:
     """A new A4 page in the document's language (or English, said on the page, if its glyphs cannot be drawn)."""
     pdf = FPDF(format="A4")
@@ -132,27 +157,33 @@ def _document(doc: Document, currency: str, *texts: str) -> _Page:
     return page
 
 
-def _parties(page: _Page, merchant: dict[str, str], cur: str) -> None:
-    """The issuer on the left, the merchant billed on the right."""
+def _parties(page: _Page, merchant: dict[str, str], cur: str, invoice: dict[str, Any]) -> None:
+    """The issuer on the left (the one the invoice was issued by), the merchant billed on the right
+    (its billing profile as it was at issue, else its name and account)."""
     pdf = page.pdf
     pdf.ln(3)
     y = pdf.get_y()
     page.font("B", 10)
     page.cell(90, 6, page._("From"), new_x="LMARGIN", new_y="NEXT")
     page.font("", 10)
-    for value in ISSUER.values():
+    for value in issuer_lines(invoice.get("issuer")):
         page.cell(90, 5, page.text(value), new_x="LMARGIN", new_y="NEXT")
+    bottom = pdf.get_y()
     pdf.set_xy(110, y)
     page.font("B", 10)
     page.cell(90, 6, page._("Bill to"), new_x="LEFT", new_y="NEXT")
     page.font("", 10)
-    for value in (
-        merchant["name"],
-        page.doc._("Account: {account}", account=merchant["slug"]),
-        page.doc._("Currency: {currency}", currency=cur),
-    ):
+    if invoice.get("bill_to"):
+        billed = bill_to_lines(invoice["bill_to"], merchant, cur)
+    else:
+        billed = [
+            merchant["name"],
+            page.doc._("Account: {account}", account=merchant["slug"]),
+            page.doc._("Currency: {currency}", currency=cur),
+        ]
+    for value in billed:
         page.cell(90, 5, page.text(value), new_x="LEFT", new_y="NEXT")
-    pdf.set_xy(pdf.l_margin, max(pdf.get_y(), y + 26))
+    pdf.set_xy(pdf.l_margin, max(pdf.get_y(), bottom, y + 26))
     pdf.ln(4)
 
 
@@ -172,10 +203,15 @@ def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale
     status = _("Status: {status}   Period: {period} ({timezone})", status=doc.status(invoice["status"]),
                period=doc.period(invoice["period"]), timezone=invoice["timezone"])  # fmt: skip
     page.cell(0, 6, status, new_x="LMARGIN", new_y="NEXT")
-    if invoice.get("finalized_at"):
-        issued = invoice.get("issue_date") or invoice["finalized_at"][:10]
-        page.cell(0, 6, _("Issue date: {date}", date=doc.day(issued)), new_x="LMARGIN", new_y="NEXT")
-    _parties(page, merchant, cur)
+    if invoice.get("issue_date"):
+        terms = _("Issue date: {date}", date=doc.day(invoice["issue_date"]))
+        due, days = doc.day(invoice["due_date"]), invoice["payment_terms_days"]
+        terms += f"   Due date: {due}   Payment terms: net {days} days"
+        page.cell(0, 6, page.text(terms), new_x="LMARGIN", new_y="NEXT")
+    elif invoice.get("finalized_at"):
+        issued = _("Issue date: {date}", date=doc.day(invoice["finalized_at"][:10]))
+        page.cell(0, 6, issued, new_x="LMARGIN", new_y="NEXT")
+    _parties(page, merchant, cur, invoice)
 
     widths = (95, 22, 30, 33)
     page.font("B", 9)
@@ -195,10 +231,22 @@ def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale
         page.cell(sum(widths), 6, _("No billable contacts in this period."), border="B")
         pdf.ln()
     pdf.ln(3)
-    for label, key in ((_("Usage subtotal"), "usage_subtotal"), (_("Service credits"), "credit_total")):
+    for label, key in ((_("Usage subtotal"), "usage_subtotal"), (_("Service credits"), "credit_total"),
+                       ("Net total", "net_total")):  # fmt: skip
+        if key not in invoice:
+            continue
         page.cell(sum(widths[:3]), 6, label, align="R")
         page.cell(widths[3], 6, page.money(invoice[key]), align="R")
         pdf.ln()
+    for tax in invoice.get("tax_lines") or []:
+        rate = f"{Decimal(tax['rate']) * 100:g} %"
+        page.cell(sum(widths[:3]), 6, page.text(f"Tax {tax['code']} ({rate} of {page.money(tax['base'])})"), align="R")
+        page.cell(widths[3], 6, page.money(tax["amount"]), align="R")
+        pdf.ln()
+        if tax.get("note"):
+            page.font("", 8)
+            page.cell(sum(widths), 5, page.text(tax["note"]), align="R", new_x="LMARGIN", new_y="NEXT")
+            page.font("", 9)
     page.font("B", 11)
     page.cell(sum(widths[:3]), 8, _("Total"), align="R")
     page.cell(widths[3], 8, page.money(invoice["total"]), align="R")
@@ -226,6 +274,9 @@ def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale
                  new_x="LMARGIN", new_y="NEXT")  # fmt: skip
     page.font("", 8)
     pdf.ln(4)
+    if (invoice.get("issuer") or {}).get("payment_instructions"):
+        page.multi_cell(0, 4, page.text(f"Payment: {invoice['issuer']['payment_instructions']}"))
+        pdf.ln(2)
     page.multi_cell(0, 4, _(
         "Outcome pricing: each AI-resolved and human-resolved contact resolved in the period, priced by the "
         "contract in force at the period's start; SLA credits per the contract. Amounts rounded per line, half up."
@@ -249,12 +300,21 @@ def render_credit_note_pdf(
           period=doc.period(invoice["period"]), total=page.money(invoice["total"])),
     ):  # fmt: skip
         page.cell(0, 6, value, new_x="LMARGIN", new_y="NEXT")
-    _parties(page, merchant, cur)
+    _parties(page, merchant, cur, invoice)
     page.font("B", 10)
     page.cell(0, 7, _("Reason"), new_x="LMARGIN", new_y="NEXT")
     page.font("", 10)
     page.multi_cell(0, 5, page.text(note["reason"]))
     pdf.ln(3)
+    page.font("", 10)
+    if note.get("tax_lines"):
+        page.cell(147, 6, "Net credited", align="R")
+        page.cell(33, 6, page.money(note["net"]), align="R")
+        pdf.ln()
+    for tax in note.get("tax_lines") or []:
+        page.cell(147, 6, page.text(f"Tax {tax['code']} credited"), align="R")
+        page.cell(33, 6, page.money(tax["amount"]), align="R")
+        pdf.ln()
     page.font("B", 11)
     page.cell(147, 8, _("Amount credited"), align="R")
     page.cell(33, 8, page.money(note["amount"]), align="R")

@@ -10,13 +10,18 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.finance import service as finance
+from billing.finance.inputs import missing_of
+from billing.finance.models import BillingProfile, Issuer
+from billing.finance.tax import proportional, tax_lines
 from billing.invoices.adjustments import pending_adjustments
 from billing.invoices.counting import invoice_counts
 from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
@@ -37,6 +42,21 @@ log = logging.getLogger(__name__)
 SEND_INVOICE = "payments.send_invoice"
 OPEN = "draft"
 BILLED = ("finalized", "paid")
+DEFAULT_PAYMENT_TERMS_DAYS = 30
+SQLITE_FINALIZE_LOCK = "lock:finalize"
+
+
+def local_date(moment: datetime, timezone: str) -> date:
+    """The calendar day of ``moment`` in the tenant's zone (an invoice's issue date)."""
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+async def _take_write_lock(session: AsyncSession) -> None:
+    """On SQLite, take the database's write lock before the first read: the series to number from
+    depends on reads (the tenant's issuer), and a read snapshot cannot be upgraded under contention.
+    PostgreSQL needs nothing here: the series row's lock is taken by ``next_number``."""
+    if session.bind.dialect.name == "sqlite":
+        await next_number(session, SQLITE_FINALIZE_LOCK)
 
 
 def _owner_id(actor: Any) -> uuid.UUID | None:
@@ -241,6 +261,7 @@ async def apply_draft(
         "usage_subtotal_minor": to_minor_units(rated.usage_subtotal, rated.currency),
         "credit_total_minor": to_minor_units(rated.credit_total, rated.currency),
         "total_minor": to_minor_units(rated.total, rated.currency),
+        "net_total_minor": to_minor_units(rated.total, rated.currency),
     }
     if invoice is not None:
         before = lines_json(invoice)
@@ -296,9 +317,10 @@ async def audit_draft(
 async def finalize_invoice(
     session: AsyncSession, actor: Actor, invoice_id: uuid.UUID | str, *, now: datetime, provider: str = "none"
 ) -> Invoice:
-    """Give a draft its gapless number and freeze it; the provider call goes to the outbox in this transaction."""
-    series = f"INV-{now.year}"
-    number = await next_number(session, series)  # first write: the series lock (see numbering.py)
+    """Give a draft its issuer's next gapless number, its tax, issue and due dates, and freeze it;
+    the provider call goes to the outbox in this transaction. 409 ``billing_profile_incomplete``
+    (naming what is missing) when the tenant has no complete billing profile."""
+    await _take_write_lock(session)
     invoice = await get_invoice(session, actor, invoice_id, lock=True)
     if invoice.status != OPEN:
         raise Conflict(f"invoice {invoice.number or invoice.id} is {invoice.status}, not a draft", code="not_draft")
@@ -314,6 +336,26 @@ async def finalize_invoice(
             f"re-draft it (POST /api/v1/tenants/{tenant.slug}/invoices?period={invoice.period}), review, then finalize",
             code="draft_outdated",
         )
+    profile = await finance.profile_of(session, tenant.id)
+    missing = missing_of(profile)
+    if missing:
+        raise Conflict(
+            f"{tenant.slug} has no complete billing profile: missing {', '.join(missing)}; "
+            f"complete it on the tenant's Invoices page (/tenants/{tenant.slug}/billing-profile) before finalizing",
+            code="billing_profile_incomplete",
+        )
+    issuer = await finance.issuer_for(session, tenant, profile)
+    issued = local_date(now, tenant.timezone)
+    series = f"{issuer.invoice_prefix}-{issued.year}"
+    number = await next_number(session, series)  # the issuer's series lock (see numbering.py)
+    _apply_terms_and_tax(
+        invoice,
+        issuer,
+        profile,
+        contract.terms,
+        issued,
+        await tax_lines(session, issuer, profile, invoice.net_total_minor, invoice.currency, issued),
+    )
     invoice.number, invoice.status, invoice.finalized_at = formatted(series, number), "finalized", now
     if provider != "none":
         invoice.provider = provider
@@ -335,6 +377,21 @@ async def finalize_invoice(
         now=now,
     )
     return invoice
+
+
+def _apply_terms_and_tax(
+    invoice: Invoice, issuer: Issuer, profile: BillingProfile, terms: dict[str, Any], issued: date, lines
+) -> None:
+    cur = invoice.currency
+    days = terms.get("payment_terms_days")
+    invoice.payment_terms_days = DEFAULT_PAYMENT_TERMS_DAYS if days is None else int(days)
+    invoice.issue_date, invoice.due_date = issued, issued + timedelta(days=invoice.payment_terms_days)
+    invoice.tax_lines = [line.as_json(cur) for line in lines]
+    invoice.tax_total_minor = sum(line.amount_minor for line in lines)
+    invoice.total_minor = invoice.net_total_minor + invoice.tax_total_minor
+    invoice.issuer_code, invoice.issuer = issuer.code, finance.issuer_json(issuer)
+    invoice.bill_to = {k: v for k, v in (finance.profile_json(profile, "") or {}).items()
+                       if k not in ("tenant", "missing", "updated_at", "issuer")}  # fmt: skip
 
 
 def _reason(data: Any) -> str:
@@ -388,9 +445,9 @@ def _credit_note_input(data: Any, cur: str) -> tuple[Decimal, str]:
 async def issue_credit_note(
     session: AsyncSession, actor: Actor, invoice_id: uuid.UUID | str, data: Any, *, now: datetime
 ) -> CreditNote:
-    """A numbered credit note against a finalized (or paid) invoice, up to what is left of its total."""
-    series = f"CN-{now.year}"
-    number = await next_number(session, series)
+    """A numbered credit note (the series of the invoice's issuer) against a finalized (or paid)
+    invoice, up to what is left of its total; it carries the invoice's tax in proportion."""
+    await _take_write_lock(session)
     invoice = await get_invoice(session, actor, invoice_id, lock=True)
     if invoice.status not in BILLED:
         raise Conflict(f"credit notes are issued against finalized invoices; this one is {invoice.status}",
@@ -403,9 +460,18 @@ async def issue_credit_note(
         left = from_minor_units(invoice.total_minor - credited, cur)
         raise Conflict(f"only {money_str(left, cur)} {cur} of this invoice is left to credit", code="over_credit")
     tenant = await tenant_of(session, invoice)
+    issuer = await session.get(Issuer, invoice.issuer_code) if invoice.issuer_code else None
+    if issuer is None:  # invoices from before issuers: the default issuer's series
+        issuer = await session.scalar(sa.select(Issuer).where(Issuer.is_default.is_(True)))
+    prefix = issuer.credit_note_prefix if issuer is not None else "CN"
+    series = f"{prefix}-{local_date(now, tenant.timezone).year}"
+    number = await next_number(session, series)
+    taxes = proportional(invoice.tax_lines or [], invoice.total_minor, minor, cur)
     note = CreditNote(
         invoice_id=invoice.id, tenant_id=invoice.tenant_id, number=formatted(series, number), currency=cur,
-        amount_minor=minor, reason=reason, created_at=now, created_by=actor.actor,
+        amount_minor=minor, reason=reason, created_at=now, created_by=actor.actor, tax_lines=taxes,
+        tax_minor=sum(to_minor_units(Decimal(t["amount"]), cur) for t in taxes),
+        issuer_code=issuer.code if issuer is not None else None,
     )  # fmt: skip
     session.add(note)
     await session.flush()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from billing.invoices.models import Invoice
+from billing.money import to_minor_units
 from billing.providers.factory import build_provider
 from billing.providers.port import ChargeLine, ChargeRequest, ProviderConfig
 from tenants.models import Tenant
@@ -33,7 +35,17 @@ def send_invoice_factory(ctx: JobContext) -> Handler:
                 tenant_name=tenant.name,
                 currency=invoice.currency,
                 total_minor=invoice.total_minor,
-                lines=tuple(ChargeLine(r.description, int(r.quantity), int(r.amount_minor)) for r in invoice.lines),
+                lines=(
+                    *(ChargeLine(r.description, int(r.quantity), int(r.amount_minor)) for r in invoice.lines),
+                    # Tax is charged as lines of its own, so the provider's total is the invoice's total.
+                    *(
+                        ChargeLine(
+                            f"Tax {t['code']} ({t['rate']})", 1, to_minor_units(Decimal(t["amount"]), invoice.currency)
+                        )
+                        for t in invoice.tax_lines or []
+                        if Decimal(t["amount"]) != 0
+                    ),
+                ),
             )
         result = await build_provider(payload["provider"], config).send_invoice(request, idempotency_key)
         async with ctx.db.control_transaction() as session:

@@ -43,6 +43,25 @@ def contact(external_id: str | None = None, **overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+# A complete billing profile that adds no tax under the default issuer (registered in DE only): a US
+# business with a valid EIN is reverse-charged at 0 %, so the totals of these tests are their nets.
+# Tests of the tax rule itself give their tenants their own profiles (tests/billing/invoices/test_finance.py).
+UNTAXED_PROFILE = {
+    "legal_name": "Test Merchant Inc.",
+    "address": {"lines": ["1 Test Way"], "postal_code": "94105", "city": "San Francisco", "country": "US"},
+    "tax_id": "91-1144442",
+    "billing_emails": ["ap@merchant.example"],
+}
+
+
+async def give_profile(client, staff_headers, slug: str, profile: dict[str, Any] | None = None) -> dict[str, Any]:
+    resp = await client.put(
+        f"/api/v1/tenants/{slug}/billing-profile", json=profile or UNTAXED_PROFILE, headers=staff_headers
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
 @dataclass
 class IngestTenant:
     slug: str
@@ -66,6 +85,7 @@ async def ingest_tenant(client, staff_headers, make_tenant):
                 f"/api/v1/tenants/{tenant['slug']}/residency", json={"markets": residency}, headers=staff_headers
             )
             assert resp.status_code == 200, resp.text
+        await give_profile(client, staff_headers, tenant["slug"])
         resp = await client.post(
             f"/api/v1/tenants/{tenant['slug']}/api-keys", json={"scopes": ["contacts:write"]}, headers=staff_headers
         )

@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import expect
 
+from billing.finance import service as finance
 from billing.metering.service import ingest_contacts
 from billing.money import format_money
 from control_plane.auth import Principal
 from control_plane.database import utcnow
 from tenants import service as tenants
 from tenants.demo import CONTRACT
-from tests.billing.conftest import contact
+from tests.billing.conftest import UNTAXED_PROFILE, contact
 from tests.browser.conftest import password_user, sign_in_with_password
 
 pytestmark = pytest.mark.browser
@@ -60,6 +61,7 @@ async def test_an_account_manager_drafts_finalizes_and_credits_an_invoice(
         await tenants.set_residency(
             session, staff, slug, {"markets": {"DE": "eu"}}, regions=settings.regions, today=utcnow().date()
         )
+        await finance.put_profile(session, staff, slug, UNTAXED_PROFILE, now=utcnow())  # finalizing needs one
     period, contacts = _last_month_contacts()
     result = await ingest_contacts(dbs, keyring, None, slug, contacts)
     assert not result.rejected and result.accepted == len(contacts), result.rejected[:3]
