@@ -27,7 +27,7 @@ from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.invoices import service
-from billing.invoices.i18n import DEFAULT, document_locale
+from billing.invoices.i18n import document_language, document_locale
 from billing.invoices.pdf import render_invoice_pdf
 from billing.invoices.schemas import invoice_json
 from billing.metering.controllers import settle_before_read
@@ -134,11 +134,12 @@ async def read_invoice(session: AsyncSession, principal: Principal, ref: str, la
     invoice_id, _, suffix = ref.partition(".")
     if suffix not in ("", "html", "pdf"):
         raise NotFound(f"no invoice {ref!r}")
-    language = document_locale(lang)
+    document_locale(lang)  # a bad ?lang= is 422 before anything is read
     invoice = await service.get_invoice(session, principal, invoice_id)
+    language = await document_language(session, invoice.tenant_id, lang)
     if suffix == "html":
         # The page lives outside /api/ so that its forms (and the header's sign-out) carry a CSRF token.
-        query = "" if language == DEFAULT else f"?lang={language}"
+        query = f"?lang={document_locale(lang)}" if lang else ""
         return Redirect(f"/invoices/{invoice.id}{query}", status_code=303, media_type=MediaType.HTML)
     body = await _json(session, invoice)
     if suffix == "pdf":

@@ -29,6 +29,7 @@ from decimal import Decimal
 from functools import cache
 from gettext import NullTranslations
 from pathlib import Path
+from typing import Any
 
 from babel.dates import format_date, format_skeleton
 from babel.messages.mofile import write_mo
@@ -36,6 +37,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
+from billing.finance import service as finance
 from billing.money import format_money
 from control_plane.errors import FieldError, InvalidInput
 
@@ -192,3 +194,15 @@ class Document:
                           first=units(match["from"]))  # fmt: skip
         return self._("{label}, tier {tier} ({first} to {last})", label=label, tier=match["tier"],
                       first=units(match["lo"]), last=units(match["hi"]))  # fmt: skip
+
+
+async def document_language(session: Any, tenant_id: Any, asked: str | None) -> str:
+    """The language a document is shown in: ``?lang=`` when asked (422 on ``lang`` if unsupported),
+    else the tenant's billing-profile locale when it is one we render, else English."""
+    if asked:
+        return document_locale(asked)
+    profile = await finance.profile_of(session, tenant_id)
+    try:
+        return document_locale(profile.locale if profile is not None else None, "locale")
+    except InvalidInput:
+        return DEFAULT

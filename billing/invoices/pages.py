@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.invoices import service
 from billing.invoices.controllers import READ, now_of, settle_invoice_tenant
 from billing.invoices.estimate import running_estimate
-from billing.invoices.i18n import DEFAULT, LANGUAGE_NAMES, Document, document_locale
+from billing.invoices.i18n import DEFAULT, LANGUAGE_NAMES, Document, document_language, document_locale
 from billing.invoices.models import Invoice
 from billing.invoices.pdf import bill_to_lines, issuer_lines, render_credit_note_pdf
 from billing.invoices.schemas import credit_note_json, draft_differences, invoice_json
@@ -218,10 +218,12 @@ async def _invoice_page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     status_code: int = 200,
-    lang: str = DEFAULT,
+    lang: str | None = None,
 ) -> Template:
+    """``lang``: as asked (``?lang=``), else the billing profile's locale (``i18n.document_language``)."""
+    document_locale(lang)  # a bad ?lang= is 422 before anything is read
     invoice = await service.get_invoice(session, principal, invoice_id)
-    context = await _invoice_context(session, invoice, lang)
+    context = await _invoice_context(session, invoice, await document_language(session, invoice.tenant_id, lang))
     return _page(
         "invoice.html", principal, status_code=status_code, errors=errors or {}, values=values or {}, **context
     )
@@ -233,7 +235,7 @@ async def invoice_page(
 ) -> Template:
     """Status, number, issue date, period, lines, totals, credit notes and the balance after them, in the
     document language ``?lang=`` (en, de, fr, ja, zh; 422 for any other)."""
-    return await _invoice_page(session, principal, invoice_id, lang=document_locale(lang))
+    return await _invoice_page(session, principal, invoice_id, lang=lang)
 
 
 async def _confirm_page(
@@ -348,9 +350,10 @@ async def credit_note_page(session: AsyncSession, principal: Principal, ref: str
     note_id, _, suffix = ref.partition(".")
     if suffix not in ("", "pdf"):
         raise NotFound(f"no credit note {ref!r}")
-    language = document_locale(lang)
+    document_locale(lang)  # a bad ?lang= is 422 before anything is read
     note = await service.get_credit_note(session, principal, note_id)
     invoice = await service.get_invoice(session, principal, note.invoice_id)
+    language = await document_language(session, invoice.tenant_id, lang)
     context = await _invoice_context(session, invoice, language)
     body = credit_note_json(note) | {"issued": _local_day(note.created_at, invoice.timezone)}
     if suffix == "pdf":

@@ -110,12 +110,14 @@ class TestTaxRule:
         assert inv["issuer"]["code"] == "default" and inv["number"].startswith("INV-2026-")
 
         # The PDF and the page print the issuer, the bill-to block, the tax line and the due date.
-        pdf = await client.get(f"/api/v1/invoices/{inv['id']}.pdf", headers=staff_headers)
+        pdf = await client.get(
+            f"/api/v1/invoices/{inv['id']}.pdf?lang=en", headers=staff_headers
+        )  # the profile says de
         text = pdf_text(pdf.content)
         for printed in ("BPO Operations Ltd", "Acme Apparel GmbH", "Tax ID: DE136695976", "DE-VAT-19",
                         "Due date: 2026-12-20", "Net total"):  # fmt: skip
             assert printed in text, printed
-        page = await client.get(f"/invoices/{inv['id']}", headers=staff_headers)
+        page = await client.get(f"/invoices/{inv['id']}?lang=en", headers=staff_headers)
         assert 'id="invoice-due">2026-12-20' in page.text and 'data-tax="DE-VAT-19"' in page.text
         assert "Friedrichstraße 1" in page.text
 

@@ -186,6 +186,20 @@ class TestDocumentLanguage:
         page = _html(await client.get(f"/invoices/{invoice_id}", headers=am))
         assert page.text("invoice-issued") == "2026-11-20" and page.text("invoice-status") == "finalized"
 
+    async def test_the_billing_profiles_locale_is_the_default_language(
+        self, client, am, staff_headers, ingest_tenant, frozen
+    ):
+        from tests.billing.conftest import UNTAXED_PROFILE, give_profile
+
+        tenant, invoice_id, number = await _finalized(client, am, ingest_tenant)
+        await give_profile(client, staff_headers, tenant.slug, UNTAXED_PROFILE | {"locale": "de"})
+        page = await client.get(f"/invoices/{invoice_id}", headers=am)
+        assert f"Rechnung {number}" in page.text and f'href="/api/v1/invoices/{invoice_id}.pdf?lang=de"' in page.text
+        text = _pdf_text((await client.get(f"/api/v1/invoices/{invoice_id}.pdf", headers=am)).content)
+        assert f"Rechnung {number}" in text
+        asked = await client.get(f"/invoices/{invoice_id}?lang=en", headers=am)
+        assert f"Invoice {number}" in asked.text  # asking wins over the profile
+
     async def test_an_unsupported_language_is_a_422_naming_lang(self, client, am, ingest_tenant, frozen):
         _tenant, invoice_id, _number = await _finalized(client, am, ingest_tenant)
         for path in (f"/api/v1/invoices/{invoice_id}.pdf?lang=xx", f"/api/v1/invoices/{invoice_id}?lang=es"):
