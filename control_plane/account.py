@@ -13,12 +13,10 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import identity, signin
-from control_plane.audit import append_audit_entry
 from control_plane.auth import EVERYONE, Principal, policy
 from control_plane.controllers import FORM, PUBLIC, form_errors, signed_in
 from control_plane.database import utcnow
 from control_plane.errors import InvalidInput, NotFound
-from control_plane.identity import totp_aad
 from control_plane.keyring import KeyRing
 from control_plane.models import User
 from control_plane.navigation import notify
@@ -140,27 +138,16 @@ async def account_totp(
     if data.get("action") == "disable":
         if identity.staff_role(user.role) and await signin.totp_required_for_staff(session):
             return await _account_page(request, session, principal, {"code": "Staff must keep a second factor."}, 409)
-        await enrol_totp(session, keyring, user, None)
+        await identity.set_totp_secret(session, keyring, user, None)
         notify(request, "Two-factor sign-in is off.")
         return Redirect("/account")
     secret = request.session.get("totp_setup", "") if isinstance(request.session, dict) else ""
     if not secret or not pyotp.TOTP(secret).verify(data.get("code", "").replace(" ", ""), valid_window=1):
         return await _account_page(request, session, principal, {"code": WRONG_CODE}, 422)
-    await enrol_totp(session, keyring, user, secret)
+    await identity.set_totp_secret(session, keyring, user, secret)
     request.session.pop("totp_setup", None)
     notify(request, "Two-factor sign-in is on: you will be asked for a code when you sign in.")
     return Redirect("/account")
-
-
-async def enrol_totp(session: AsyncSession, keyring: KeyRing, user: User, secret: str | None) -> None:
-    user.totp_secret = None if secret is None else keyring.encrypt(secret, totp_aad(user.id))
-    await append_audit_entry(
-        session,
-        stream=await identity.tenant_slug_of(session, user) or identity.PLATFORM,
-        actor=Principal("user", user.email, user.role),
-        action="user.totp_enrolled" if secret else "user.totp_removed",
-        target=f"user:{user.email}",
-    )
 
 
 def _totp_setup(user: User, secret: str) -> dict[str, str]:
@@ -194,7 +181,7 @@ async def enrolment_submit(
         return Redirect("/login")
     if not pyotp.TOTP(secret).verify(data.get("code", "").replace(" ", ""), valid_window=1):
         return _enrolment_page(user, secret, {"code": WRONG_CODE}, 422)
-    await enrol_totp(session, keyring, user, secret)
+    await identity.set_totp_secret(session, keyring, user, secret)
     return await signed_in(request, session, user, "password+totp", "/")
 
 

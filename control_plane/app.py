@@ -170,11 +170,11 @@ def create_app(
         ),
         logging_config=None,  # control_plane.logging configures JSON logs for every logger
         before_send=[security_headers(secure=settings.secure_cookies)],
+        before_request=openapi.complete_on_first_use,
         on_startup=[start],
         on_shutdown=[close],
         debug=False,
     )
-    openapi.install(app)
     # The OpenAPI document is public: mark its handlers so the one guard (and the route-table test) see it.
     for route in app.routes:
         if route.path.startswith("/schema"):

@@ -277,17 +277,26 @@ async def managed_user(session: AsyncSession, actor: Principal, user_id: uuid.UU
     return user
 
 
-async def list_users(session: AsyncSession, actor: Actor | None = None, tenant: str | None = None) -> list[User]:
-    """The users ``actor`` may manage (all for the system), optionally of one tenant."""
+async def list_users(
+    session: AsyncSession, actor: Actor | None = None, tenant: str | None = None
+) -> list[tuple[User, str | None]]:
+    """The users ``actor`` may manage (all for the system), optionally of one tenant, each with its
+    tenant's slug (``None`` for staff); the slugs in one query."""
     query = sa.select(User).order_by(User.email)
     if tenant is not None:
         tid = await plugins.tenant_directory().id_of(session, tenant)
         query = query.where(User.tenant_id == tid)
     users = list((await session.scalars(query)).all())
-    if actor is None or not isinstance(actor, Principal) or actor.role == Role.platform_admin:
-        return users
-    slugs = {u.id: await tenant_slug_of(session, u) for u in users}
-    return [u for u in users if _may_manage(actor, u.role, slugs[u.id])]
+    slugs = await plugins.tenant_directory().slugs_of(session, {u.tenant_id for u in users if u.tenant_id})
+    pairs = [(u, slugs.get(u.tenant_id) if u.tenant_id else None) for u in users]
+    return [(u, slug) for u, slug in pairs if _may_manage(actor, u.role, slug)]
+
+
+def invitable_roles(actor: Actor) -> list[str]:
+    """The roles ``actor`` may give (the rule of :func:`_may_manage`): all for a platform admin, else
+    the merchant roles."""
+    every = [r.value for r in Role]
+    return [r for r in every if _may_manage(actor, r, getattr(actor, "tenant_slug", None))]
 
 
 def status_of(user: User) -> str:
@@ -371,3 +380,15 @@ async def reseal_totp_secrets(session: AsyncSession, keyring: Any) -> int:
 async def totp_key_ids(session: AsyncSession) -> set[str]:
     secrets_ = (await session.scalars(sa.select(User.totp_secret).where(User.totp_secret.is_not(None)))).all()
     return {KeyRing.key_id_of(s) for s in secrets_}
+
+
+async def set_totp_secret(session: AsyncSession, keyring: KeyRing, user: User, secret: str | None) -> None:
+    """Turn the user's second factor on (``secret`` sealed by the key ring) or off (``None``); audited."""
+    user.totp_secret = None if secret is None else keyring.encrypt(secret, totp_aad(user.id))
+    await append_audit_entry(
+        session,
+        stream=await _stream(session, user),
+        actor=Principal("user", user.email, user.role),
+        action="user.totp_enrolled" if secret else "user.totp_removed",
+        target=f"user:{user.email}",
+    )

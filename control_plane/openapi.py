@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.routes import HTTPRoute
 from pydantic import BaseModel
 
@@ -179,6 +179,14 @@ def install(app: Litestar) -> None:
     plugin = app.plugins.get("OpenAPIPlugin")
     # Litestar caches the generated document in this slot and serves it from there.
     plugin._openapi_schema = complete(app, plugin.provide_openapi_schema())
+
+
+async def complete_on_first_use(request: Request) -> None:
+    """An app-level ``before_request``: the document is generated and completed when first asked for
+    (about 0.2 s), not each time an app starts. Completing it twice gives the same document."""
+    if request.url.path.startswith("/schema") and not getattr(request.app.state, "openapi_completed", False):
+        install(request.app)
+        request.app.state.openapi_completed = True
 
 
 class RoleChange(msgspec.Struct):

@@ -10,7 +10,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import identity, plugins, service, signin
-from control_plane.auth import MERCHANT_ROLES, ONBOARDING, Principal, Role, policy
+from control_plane.auth import ONBOARDING, Principal, Role, policy
 from control_plane.controllers import FORM, form_errors, safe_next
 from control_plane.errors import Conflict, DomainError, InvalidInput, NotFound
 from control_plane.models import User
@@ -50,8 +50,7 @@ async def create_user(
 async def list_users(session: AsyncSession, principal: Principal, tenant: str | None = None) -> list[dict[str, Any]]:
     if principal.tenant_bound:
         tenant = principal.tenant_slug
-    users = await identity.list_users(session, principal, tenant)
-    return [_user_json(u, await identity.tenant_slug_of(session, u)) for u in users]
+    return [_user_json(u, slug) for u, slug in await identity.list_users(session, principal, tenant)]
 
 
 @post("/api/v1/users/{user_id:str}/invitation", opt=MANAGERS, tags=["users"], status_code=201)
@@ -122,10 +121,9 @@ async def _users_page(
     values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
-    users = await identity.list_users(session, principal, tenant)
-    rows = [(u, await identity.tenant_slug_of(session, u), identity.status_of(u)) for u in users]
+    rows = [(u, slug, identity.status_of(u)) for u, slug in await identity.list_users(session, principal, tenant)]
     admin = principal.role == Role.platform_admin
-    roles = [r.value for r in Role if admin or r in MERCHANT_ROLES]
+    roles = identity.invitable_roles(principal)
     return Template(
         "users.html",
         status_code=status_code,
@@ -197,6 +195,27 @@ async def _user_action(request: Request, session: AsyncSession, data: dict[str, 
     return Redirect(safe_next(data.get("back") or "/users"))
 
 
+async def _link_form(
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    user_id: str,
+    data: dict[str, str],
+    purpose: str,
+) -> Redirect:
+    """Issue a new one-time link (invitation or reset) and show it on the page we return to."""
+
+    async def act() -> str:
+        user = await identity.managed_user(session, principal, user_id)
+        link = await identity.issue_link(session, principal, user, purpose, public_url=settings.public_url)
+        if purpose == "invitation":
+            return f"New invitation for {user.email} (the earlier link no longer works): {link.url}"
+        return f"Password reset link for {user.email} (valid 24 hours): {link.url}"
+
+    return await _user_action(request, session, data, act)
+
+
 @post("/users/{user_id:str}/invitation", opt=MANAGERS, include_in_schema=False)
 async def resend_form(
     request: Request,
@@ -206,12 +225,7 @@ async def resend_form(
     user_id: str,
     data: Annotated[dict[str, str], FORM],
 ) -> Redirect:
-    async def act() -> str:
-        user = await identity.managed_user(session, principal, user_id)
-        link = await identity.issue_link(session, principal, user, "invitation", public_url=settings.public_url)
-        return f"New invitation for {user.email} (the earlier link no longer works): {link.url}"
-
-    return await _user_action(request, session, data, act)
+    return await _link_form(request, session, principal, settings, user_id, data, "invitation")
 
 
 @post("/users/{user_id:str}/password-reset", opt=MANAGERS, include_in_schema=False)
@@ -223,12 +237,7 @@ async def reset_form(
     user_id: str,
     data: Annotated[dict[str, str], FORM],
 ) -> Redirect:
-    async def act() -> str:
-        user = await identity.managed_user(session, principal, user_id)
-        link = await identity.issue_link(session, principal, user, "reset", public_url=settings.public_url)
-        return f"Password reset link for {user.email} (valid 24 hours): {link.url}"
-
-    return await _user_action(request, session, data, act)
+    return await _link_form(request, session, principal, settings, user_id, data, "reset")
 
 
 @post("/users/{user_id:str}/role", opt=MANAGERS, include_in_schema=False)

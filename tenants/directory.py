@@ -26,6 +26,13 @@ class TenantDirectory:
         return (None, None) if row is None else (row.slug, row.status)
 
     @staticmethod
+    async def slugs_of(session: AsyncSession, tenant_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not tenant_ids:
+            return {}
+        rows = await session.execute(sa.select(Tenant.id, Tenant.slug).where(Tenant.id.in_(tenant_ids)))
+        return {row.id: row.slug for row in rows}
+
+    @staticmethod
     async def slug_of(session: AsyncSession, tenant_id: uuid.UUID) -> str | None:
         return await session.scalar(sa.select(Tenant.slug).where(Tenant.id == tenant_id))
 

@@ -363,13 +363,13 @@ class TestThrottling:
     async def test_a_totp_user_needs_the_code(self, client, dbs, keyring):
         import pyotp
 
-        from control_plane.account import enrol_totp
+        from control_plane.identity import set_totp_secret
 
         address = await new_user(dbs)
         secret = pyotp.random_base32()
         async with dbs.control_transaction() as session:
             user = await session.scalar(sa.select(User).where(User.email == address))
-            await enrol_totp(session, keyring, user, secret)
+            await set_totp_secret(session, keyring, user, secret)
         first = await login(client, address)
         assert first.status_code == 200 and ">Code</label>" in first.text
         assert (await client.get("/api/v1/me")).status_code == 401  # no session before the code

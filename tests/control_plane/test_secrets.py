@@ -126,8 +126,7 @@ async def test_rotation_reseals_totp_secrets_so_the_old_key_can_go(app, dbs, set
     """A user's second factor survives ``bpoctl keys rotate``: sealed again, never stranded on a dropped key."""
     import pyotp
 
-    from control_plane.account import enrol_totp
-    from control_plane.identity import totp_aad
+    from control_plane.identity import set_totp_secret, totp_aad
     from control_plane.models import User
     from tests.control_plane.test_identity import new_user
 
@@ -136,7 +135,7 @@ async def test_rotation_reseals_totp_secrets_so_the_old_key_can_go(app, dbs, set
     secret = pyotp.random_base32()
     async with dbs.control_transaction() as session:
         user = await session.scalar(sa.select(User).where(User.email == address))
-        await enrol_totp(session, ring, user, secret)
+        await set_totp_secret(session, ring, user, secret)
     old = ring.active
     await rotate_keys(settings, ring)
     assert old not in ring.keys
