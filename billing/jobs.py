@@ -6,10 +6,10 @@ import structlog
 
 from billing.invoices.run import draft_due_invoices
 from billing.metering.deltas import apply_pending
-from billing.outbox.service import dispatch_due
 from compliance.service import SystemActor
 from control_plane import database
 from control_plane.database import Databases
+from control_plane.outbox import dispatch_due
 from control_plane.periodic import JobContext
 from control_plane.plugins import outbox_handlers
 

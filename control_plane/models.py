@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -108,3 +109,20 @@ class SchedulerLease(ControlBase):
     name: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
     holder: Mapped[str] = mapped_column(sa.String(120))
     expires_at: Mapped[datetime]
+
+
+class OutboxMessage(ControlBase):
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(60))
+    idempotency_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(12), default="pending")  # pending | sent | dead
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
+    result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

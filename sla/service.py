@@ -33,10 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.metering import counts
 from billing.metering.models import HISTOGRAM_BOUNDS
 from billing.money import money_str
-from billing.outbox.service import enqueue
 from billing.rating.lines import LineKind
 from billing.rating.service import rate_counts
 from control_plane.database import utcnow
+from control_plane.outbox import enqueue
 from sla.credits import service_credits
 from sla.evaluation import OutcomeStatus, SlaOutcome, evaluate_period
 from sla.models import AlertWebhook, SlaAlert, SlaStatus

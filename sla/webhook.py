@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from billing.outbox.service import RetryLater
 from control_plane.outbound import private_destination
+from control_plane.outbox import RetryLater
 from sla.configuration import alert_webhook_secret
 from sla.models import AlertWebhook
 
 if TYPE_CHECKING:
-    from billing.outbox.service import Handler
+    from control_plane.outbox import Handler
     from control_plane.periodic import JobContext
 
 

@@ -29,10 +29,10 @@ from billing.invoices.numbering import formatted, next_number
 from billing.invoices.periods import settles_at
 from billing.invoices.schemas import line_of, lines_json
 from billing.money import from_minor_units, money_str, round_minor, to_decimal, to_minor_units
-from billing.outbox.service import enqueue
 from billing.rating import LineKind, RatedInvoice, rate_counts
 from compliance.service import Actor, append_audit_entry
 from control_plane.errors import Conflict, FieldCollector, FieldError, InvalidInput, NotFound
+from control_plane.outbox import enqueue
 from tenants.models import Tenant
 from tenants.periods import Period
 from tenants.service import contract_in_force, find_tenant

@@ -15,7 +15,7 @@ from billing.providers.port import ChargeLine, ChargeRequest, ProviderConfig
 from tenants.models import Tenant
 
 if TYPE_CHECKING:
-    from billing.outbox.service import Handler
+    from control_plane.outbox import Handler
     from control_plane.periodic import JobContext
 
 

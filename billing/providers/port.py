@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from billing.outbox.service import RetryLater
+from control_plane.outbox import RetryLater
 
 
 class ProviderUnavailable(RetryLater):

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from billing.outbox import service as outbox
-from billing.outbox.models import OutboxMessage
+from control_plane import outbox
 from control_plane.database import utcnow
+from control_plane.models import OutboxMessage
 from control_plane.scheduler import Leader
 
 

@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from billing.invoices.counting import invoice_counts
-from billing.outbox.service import dispatch_due
 from billing.rating.lines import LineKind
 from billing.rating.service import rate_counts
 from compliance.service import list_entries
+from control_plane.outbox import dispatch_due
 from control_plane.periodic import JobContext
 from control_plane.plugins import outbox_handlers as handlers
 from sla import service

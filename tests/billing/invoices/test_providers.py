@@ -15,10 +15,10 @@ import sqlalchemy as sa
 
 from billing.invoices import service
 from billing.invoices.models import Invoice, PaymentWebhookEvent
-from billing.outbox.models import OutboxMessage
-from billing.outbox.service import dispatch_due
 from billing.providers.handlers import send_invoice_factory
 from compliance.service import SystemActor
+from control_plane.models import OutboxMessage
+from control_plane.outbox import dispatch_due
 from control_plane.periodic import JobContext
 from control_plane.plugins import outbox_handlers as handlers
 from tests.billing.invoices.conftest import NOW, contact, ingest

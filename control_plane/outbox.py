@@ -1,4 +1,7 @@
-"""Outbox rules: enqueue inside the caller's transaction; dispatch due rows after commit.
+"""The outbox: every call to an outside service is a row written in the same transaction as the change
+that needs it, then sent after commit by the scheduler with retries, backoff and an idempotency key.
+
+Outbox rules: enqueue inside the caller's transaction; dispatch due rows after commit.
 
 A handler receives the payload and the idempotency key and must be safe to call again with the same
 key (providers deduplicate on it), because a crash between the outside call and marking the row sent
@@ -17,8 +20,8 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.outbox.models import OutboxMessage
 from control_plane.database import Databases, utcnow
+from control_plane.models import OutboxMessage
 
 Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any] | None]]
 MAX_ATTEMPTS = 20
