@@ -71,6 +71,12 @@ class Domain(InitPluginProtocol):
     answers: Mapping[str, Mapping[str, Sequence[str]]] = field(default_factory=dict)
     nav: Sequence[NavLink] = ()  # header links
     tenant_tabs: Sequence[NavLink] = ()  # the tabs of a tenant's pages
+    # Events (control_plane.events.publish): each subscriber is awaited in the publisher's transaction
+    # as ``subscriber(session, event)`` and enqueues what it sends (webhook deliveries, e-mails).
+    event_subscribers: Sequence[Callable[..., Awaitable[None]]] = ()
+    # E-mail attachments by kind (control_plane.mail): ``kind -> async (db, ref) -> (filename, type, bytes)``,
+    # read when the message is sent, so the outbox row holds a reference, not the document.
+    mail_attachments: Mapping[str, Callable[..., Awaitable[tuple[str, str, bytes]]]] = field(default_factory=dict)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(self.routes)
@@ -118,6 +124,17 @@ def credential_resolver(secret_prefix: str) -> Callable[..., Awaitable[tuple[Any
             if secret_prefix.startswith(start):
                 return resolve
     return None
+
+
+def event_subscribers() -> list[Callable[..., Awaitable[None]]]:
+    return [s for d in domains() for s in d.event_subscribers]
+
+
+def mail_attachment(kind: str) -> Callable[..., Awaitable[tuple[str, str, bytes]]]:
+    for d in domains():
+        if kind in d.mail_attachments:
+            return d.mail_attachments[kind]
+    raise LookupError(f"no domain provides the mail attachment {kind!r}")
 
 
 def nav_links(role: str, extra: Sequence[NavLink] = ()) -> list[NavLink]:
