@@ -34,7 +34,7 @@ from typing import Any
 from babel.dates import format_date, format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 from babel.support import Translations
 
 from billing.finance import service as finance
@@ -154,6 +154,10 @@ class Document:
         places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
         pattern = "#,##0" + ("." + "0" * places if places else "")
         return format_decimal(amount, format=pattern, locale=self.cldr, decimal_quantization=False)
+
+    def percent(self, rate: str | Decimal) -> str:
+        """A tax rate (``0.19``, ``0.075``) as a percentage in this language (``19%``, ``7,5 %``), decimals kept."""
+        return format_percent(Decimal(rate), locale=self.cldr, decimal_quantization=False)
 
     def day(self, value: str | date | None) -> str:
         """A calendar day: ISO in English (as the invoices always showed it), CLDR's medium form otherwise."""

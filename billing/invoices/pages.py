@@ -201,13 +201,16 @@ async def _invoice_context(session: AsyncSession, invoice: Invoice, lang: str = 
     body = invoice_json(invoice, tenant.slug, notes)
     for shown, note in zip(body["credit_notes"], notes, strict=True):
         shown["issued"] = _local_day(note.created_at, invoice.timezone)
+    document = _document_context(lang, invoice.currency)
     return {
         "invoice": body,
         "tenant": tenant,
         "issued": _local_day(invoice.finalized_at, invoice.timezone),
-        "issuer_lines": issuer_lines(body["issuer"]),
-        "bill_to_lines": bill_to_lines(body["bill_to"], {"name": tenant.name, "slug": tenant.slug}, invoice.currency),
-    } | _document_context(lang, invoice.currency)
+        "issuer_lines": issuer_lines(body["issuer"], document["doc"]),
+        "bill_to_lines": bill_to_lines(
+            body["bill_to"], {"name": tenant.name, "slug": tenant.slug}, invoice.currency, document["doc"]
+        ),
+    } | document
 
 
 async def _invoice_page(

@@ -111,24 +111,31 @@ def _address(address: dict[str, Any] | None) -> list[str]:
     return [*a.get("lines", []), " ".join(x for x in (a.get("postal_code"), a.get("city")) if x), a.get("country", "")]
 
 
-def issuer_lines(issuer: dict[str, Any] | None) -> list[str]:
+def issuer_lines(issuer: dict[str, Any] | None, doc: Document | None = None) -> list[str]:
     """The issuer block: the issuer the invoice was issued by (a draft has none yet)."""
     if not issuer:
         return list(ISSUER.values())
-    regs = [f"Tax ID ({r['country']}): {r['tax_id']}" for r in issuer.get("tax_registrations", [])]
+    _ = (doc or Document())._
+    regs = [_("Tax ID ({country}): {tax_id}", country=r["country"], tax_id=r["tax_id"])
+            for r in issuer.get("tax_registrations", [])]  # fmt: skip
     return [issuer["legal_name"], *_address(issuer.get("address")), *regs]
 
 
-def bill_to_lines(bill_to: dict[str, Any] | None, merchant: dict[str, str], cur: str) -> list[str]:
-    """The bill-to block: the billing profile as it was when the invoice was issued."""
+def bill_to_lines(
+    bill_to: dict[str, Any] | None, merchant: dict[str, str], cur: str, doc: Document | None = None
+) -> list[str]:
+    """The bill-to block: the billing profile as it was when the invoice was issued (else the merchant's
+    name, account and currency)."""
+    _ = (doc or Document())._
+    account = _("Account: {account}", account=merchant["slug"])
     if not bill_to:
-        return [merchant["name"], f"Account: {merchant['slug']}", f"Currency: {cur}"]
+        return [merchant["name"], account, _("Currency: {currency}", currency=cur)]
     out = [bill_to["legal_name"], *_address(bill_to.get("address"))]
     if bill_to.get("tax_id"):
-        out.append(f"Tax ID: {bill_to['tax_id']}")
+        out.append(_("Tax ID: {tax_id}", tax_id=bill_to["tax_id"]))
     if bill_to.get("purchase_order"):
-        out.append(f"Purchase order: {bill_to['purchase_order']}")
-    return [*out, f"Account: {merchant['slug']}"]
+        out.append(_("Purchase order: {number}", number=bill_to["purchase_order"]))
+    return [*out, account]
 
 
 def _document(doc: Document, currency: str, *texts: str) -> _Page:
@@ -166,22 +173,14 @@ def _parties(page: _Page, merchant: dict[str, str], cur: str, invoice: dict[str,
     page.font("B", 10)
     page.cell(90, 6, page._("From"), new_x="LMARGIN", new_y="NEXT")
     page.font("", 10)
-    for value in issuer_lines(invoice.get("issuer")):
+    for value in issuer_lines(invoice.get("issuer"), page.doc):
         page.cell(90, 5, page.text(value), new_x="LMARGIN", new_y="NEXT")
     bottom = pdf.get_y()
     pdf.set_xy(110, y)
     page.font("B", 10)
     page.cell(90, 6, page._("Bill to"), new_x="LEFT", new_y="NEXT")
     page.font("", 10)
-    if invoice.get("bill_to"):
-        billed = bill_to_lines(invoice["bill_to"], merchant, cur)
-    else:
-        billed = [
-            merchant["name"],
-            page.doc._("Account: {account}", account=merchant["slug"]),
-            page.doc._("Currency: {currency}", currency=cur),
-        ]
-    for value in billed:
+    for value in bill_to_lines(invoice.get("bill_to"), merchant, cur, page.doc):
         page.cell(90, 5, page.text(value), new_x="LEFT", new_y="NEXT")
     pdf.set_xy(pdf.l_margin, max(pdf.get_y(), bottom, y + 26))
     pdf.ln(4)
@@ -206,7 +205,7 @@ def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale
     if invoice.get("issue_date"):
         terms = _("Issue date: {date}", date=doc.day(invoice["issue_date"]))
         due, days = doc.day(invoice["due_date"]), invoice["payment_terms_days"]
-        terms += f"   Due date: {due}   Payment terms: net {days} days"
+        terms += "   " + _("Due date: {date}", date=due) + "   " + _("Payment terms: net {days} days", days=days)
         page.cell(0, 6, page.text(terms), new_x="LMARGIN", new_y="NEXT")
     elif invoice.get("finalized_at"):
         issued = _("Issue date: {date}", date=doc.day(invoice["finalized_at"][:10]))
@@ -232,15 +231,16 @@ def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale
         pdf.ln()
     pdf.ln(3)
     for label, key in ((_("Usage subtotal"), "usage_subtotal"), (_("Service credits"), "credit_total"),
-                       ("Net total", "net_total")):  # fmt: skip
+                       (_("Net total"), "net_total")):  # fmt: skip
         if key not in invoice:
             continue
         page.cell(sum(widths[:3]), 6, label, align="R")
         page.cell(widths[3], 6, page.money(invoice[key]), align="R")
         pdf.ln()
     for tax in invoice.get("tax_lines") or []:
-        rate = f"{Decimal(tax['rate']) * 100:g} %"
-        page.cell(sum(widths[:3]), 6, page.text(f"Tax {tax['code']} ({rate} of {page.money(tax['base'])})"), align="R")
+        shown = _("Tax {code} ({rate} of {base})", code=tax["code"], rate=doc.percent(tax["rate"]),
+                  base=page.money(tax["base"]))  # fmt: skip
+        page.cell(sum(widths[:3]), 6, page.text(shown), align="R")
         page.cell(widths[3], 6, page.money(tax["amount"]), align="R")
         pdf.ln()
         if tax.get("note"):
@@ -275,7 +275,8 @@ def render_invoice_pdf(invoice: dict[str, Any], merchant: dict[str, str], locale
     page.font("", 8)
     pdf.ln(4)
     if (invoice.get("issuer") or {}).get("payment_instructions"):
-        page.multi_cell(0, 4, page.text(f"Payment: {invoice['issuer']['payment_instructions']}"))
+        payment = _("Payment: {instructions}", instructions=invoice["issuer"]["payment_instructions"])
+        page.multi_cell(0, 4, page.text(payment))
         pdf.ln(2)
     page.multi_cell(0, 4, _(
         "Outcome pricing: each AI-resolved and human-resolved contact resolved in the period, priced by the "
@@ -308,11 +309,11 @@ def render_credit_note_pdf(
     pdf.ln(3)
     page.font("", 10)
     if note.get("tax_lines"):
-        page.cell(147, 6, "Net credited", align="R")
+        page.cell(147, 6, _("Net credited"), align="R")
         page.cell(33, 6, page.money(note["net"]), align="R")
         pdf.ln()
     for tax in note.get("tax_lines") or []:
-        page.cell(147, 6, page.text(f"Tax {tax['code']} credited"), align="R")
+        page.cell(147, 6, page.text(_("Tax {code} credited", code=tax["code"])), align="R")
         page.cell(33, 6, page.money(tax["amount"]), align="R")
         pdf.ln()
     page.font("B", 11)

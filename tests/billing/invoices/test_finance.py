@@ -121,6 +121,21 @@ class TestTaxRule:
         assert 'id="invoice-due">2026-12-20' in page.text and 'data-tax="DE-VAT-19"' in page.text
         assert "Friedrichstraße 1" in page.text
 
+        # In the profile's German and in Japanese, the finance labels are translated and the numbers local.
+        text = pdf_text((await client.get(f"/api/v1/invoices/{inv['id']}.pdf", headers=staff_headers)).content)
+        for printed in ("USt-IdNr.: DE136695976", "Fällig am: 20.12.2026", "Zahlungsziel: 30 Tage netto",
+                        "Nettobetrag 4.998,68\xa0€", "Steuer DE-VAT-19 (19\xa0% von 4.998,68\xa0€) 949,75\xa0€",
+                        "Gesamtbetrag 5.948,43\xa0€", "USt-IdNr. (DE):"):  # fmt: skip
+            assert printed in text, (printed, text)
+        page = await client.get(f"/invoices/{inv['id']}", headers=staff_headers)
+        for shown in ("<dt>Fälligkeitsdatum</dt>", "Zahlungsziel: 30 Tage netto", "Nettobetrag",
+                      "Steuer DE-VAT-19 (19\xa0% von 4.998,68\xa0€)", "USt-IdNr.: DE136695976"):  # fmt: skip
+            assert shown in page.text, shown
+        text = pdf_text((await client.get(f"/api/v1/invoices/{inv['id']}.pdf?lang=ja", headers=staff_headers)).content)
+        for printed in ("登録番号：DE136695976", "支払期日：2026/12/20", "支払条件：30日以内", "小計（税抜） €4,998.68",
+                        "税 DE-VAT-19（€4,998.68の19%） €949.75"):  # fmt: skip
+            assert printed in text, (printed, text)
+
         # A credit note gives back tax in proportion, in the issuer's credit-note series.
         resp = await client.post(
             f"/api/v1/invoices/{inv['id']}/credit-notes", json={"amount": "594.84", "reason": "goodwill"},
@@ -136,8 +151,10 @@ class TestTaxRule:
         assert resp.json()["balance"] == "5353.59"
         page = await client.get(f"/credit-notes/{note['id']}", headers=staff_headers)
         assert 'data-tax="DE-VAT-19" data-amount="94.97"' in page.text and 'id="credit-note-issuer"' in page.text
-        pdf = pdf_text((await client.get(f"/credit-notes/{note['id']}.pdf", headers=staff_headers)).content)
+        pdf = pdf_text((await client.get(f"/credit-notes/{note['id']}.pdf?lang=en", headers=staff_headers)).content)
         assert "Tax DE-VAT-19 credited" in pdf and "BPO Operations Ltd" in pdf
+        pdf = pdf_text((await client.get(f"/credit-notes/{note['id']}.pdf", headers=staff_headers)).content)  # de
+        assert "Gutgeschriebene Steuer DE-VAT-19 94,97\xa0€" in pdf and "Gutgeschrieben (netto) 499,87\xa0€" in pdf
 
     async def test_without_a_tax_id_the_issuers_domestic_rate_applies(
         self, client, admin_headers, staff_headers, ingest_tenant, frozen
