@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.invoices import service
 from billing.invoices.adjustments import pending_adjustments
 from billing.invoices.counting import invoice_counts, many_period_counts, many_skipped_days, response_targets
-from billing.invoices.models import Invoice
+from billing.invoices.models import Invoice, InvoiceLineRow
 from billing.invoices.periods import settles_at
 from billing.rating import RatedInvoice
-from compliance.service import Actor
+from compliance.service import Actor, append_audit_entries
 from tenants.models import ContractVersion, Tenant
 from tenants.periods import Period
 
@@ -205,6 +205,7 @@ async def _draft_period(
             del batched[tenant_id]
     counts_of |= await many_period_counts(session, period, batched)
     changed: list[tuple[Tenant, tuple[Invoice, str, RatedInvoice]]] = []
+    lines: list[tuple[Invoice, list[InvoiceLineRow]]] = []
     for tenant in due:
         invoice, contract = invoices.get(tenant.id), contracts[tenant.id]
         try:
@@ -220,7 +221,7 @@ async def _draft_period(
             outcomes.append("failed")
             continue
         done = await service.apply_draft(
-            session, tenant, period, contract, invoice, counts, rated, rows, now=now, after=after
+            session, tenant, period, contract, invoice, counts, rated, rows, now=now, after=after, lines_later=lines
         )
         if done is None:
             outcomes.append("unchanged")
@@ -228,8 +229,25 @@ async def _draft_period(
             changed.append((tenant, done))
             outcomes.append("drafted")
     if changed:
-        # One flush for the chunk's invoices and lines (multi-row INSERTs), then the audit entries.
+        # One flush for the chunk's invoices, one INSERT for their lines, one append for the audit entries.
         await session.flush()
-        for tenant, done in changed:
-            await service.audit_draft(session, actor, tenant, period, *done, now=now)
+        await insert_lines(session, lines)
+        await append_audit_entries(
+            session, [service.draft_audit_item(actor, tenant, period, *done, now=now) for tenant, done in changed]
+        )
     return outcomes
+
+
+_LINE_COLUMNS = ("invoice_id", "position", "kind", "description", "quantity", "unit_price", "amount_minor", "sla",
+                 "adjusts_invoice_id", "adjusts_kind", "adjusts_quantity")  # fmt: skip
+
+
+async def insert_lines(session: AsyncSession, lines: list[tuple[Invoice, list[InvoiceLineRow]]]) -> None:
+    """Many invoices' lines in one multi-row INSERT (after their invoices are flushed)."""
+    values = [
+        {column: invoice.id if column == "invoice_id" else getattr(row, column) for column in _LINE_COLUMNS}
+        for invoice, rows in lines
+        for row in rows
+    ]
+    if values:
+        await session.execute(sa.insert(InvoiceLineRow), values)

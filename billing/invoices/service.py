@@ -30,7 +30,7 @@ from billing.invoices.periods import settles_at
 from billing.invoices.schemas import line_of, lines_json
 from billing.money import from_minor_units, money_str, round_minor, to_decimal, to_minor_units
 from billing.rating import LineKind, RatedInvoice, rate_counts
-from compliance.service import Actor, append_audit_entry
+from compliance.service import Actor, AuditItem, append_audit_entries, append_audit_entry
 from control_plane.errors import Conflict, FieldCollector, FieldError, InvalidInput, NotFound
 from control_plane.outbox import enqueue
 from tenants.models import Tenant
@@ -154,10 +154,8 @@ def _rows(rated, adjustment_meta: list[dict[str, Any]]) -> list[InvoiceLineRow]:
 
 
 def _counts_json(counts) -> dict[str, Any]:
-    return {
-        "by_intent": {k: asdict(v) for k, v in sorted(counts.by_intent.items())},
-        "responses": [asdict(r) for r in counts.responses],
-    }
+    by_intent = {k: asdict(v) for k, v in sorted(counts.by_intent.items())}
+    return {"by_intent": by_intent, "responses": [asdict(r) for r in counts.responses]}
 
 
 def rated(terms: Any, counts: Any, adjustments: list[tuple[Any, dict[str, Any]]]):
@@ -254,9 +252,12 @@ async def apply_draft(
     *,
     now: datetime,
     after: dict[str, Any] | None = None,
+    lines_later: list[tuple[Invoice, list[InvoiceLineRow]]] | None = None,
 ) -> tuple[Invoice, str, RatedInvoice] | None:
     """The draft's changes in the session, not flushed: ``(invoice, audit action, rated)``, or ``None``
-    when the open draft already has these lines (``after``) under this contract version."""
+    when the open draft already has these lines (``after``) under this contract version.
+    With ``lines_later`` (the invoice run), the new lines are not attached to the invoice but handed
+    back there, for `insert_lines` to write many invoices' lines in one statement."""
     totals = {
         "usage_subtotal_minor": to_minor_units(rated.usage_subtotal, rated.currency),
         "credit_total_minor": to_minor_units(rated.credit_total, rated.currency),
@@ -271,7 +272,8 @@ async def apply_draft(
         invoice.drafts += 1
         invoice.lines.clear()
         await session.flush()
-        invoice.lines.extend(rows)
+        if lines_later is None:
+            invoice.lines.extend(rows)
         for key, value in totals.items():
             setattr(invoice, key, value)
         invoice.contract_version, invoice.currency = contract.version, rated.currency
@@ -291,27 +293,28 @@ async def apply_draft(
             counts=_counts_json(counts),
             drafts=1,
             drafted_at=now,
-            lines=rows,
+            lines=[] if lines_later is not None else rows,
             **totals,
         )
         session.add(invoice)
         action = "invoice.drafted"
+    if lines_later is not None:
+        lines_later.append((invoice, rows))
     return invoice, action, rated
+
+
+def draft_audit_item(
+    actor: Actor, tenant: Tenant, period: Period, invoice: Invoice, action: str, rated: RatedInvoice, *, now: datetime
+) -> AuditItem:
+    data = {"period": period.label, "total": money_str(rated.total, rated.currency), "currency": rated.currency}
+    return AuditItem(stream=tenant.slug, actor=actor, action=action, target=f"invoice:{invoice.id}", data=data, now=now)
 
 
 async def audit_draft(
     session: AsyncSession, actor: Actor, tenant: Tenant, period: Period, invoice: Invoice, action: str,
     rated: RatedInvoice, *, now: datetime,
 ) -> None:  # fmt: skip
-    await append_audit_entry(
-        session,
-        stream=tenant.slug,
-        actor=actor,
-        action=action,
-        target=f"invoice:{invoice.id}",
-        data={"period": period.label, "total": money_str(rated.total, rated.currency), "currency": rated.currency},
-        now=now,
-    )
+    await append_audit_entries(session, [draft_audit_item(actor, tenant, period, invoice, action, rated, now=now)])
 
 
 async def finalize_invoice(

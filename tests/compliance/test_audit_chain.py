@@ -71,6 +71,21 @@ class TestChain:
         del dropped[3]
         assert audit.check_chain(dropped).seq == 5
 
+    async def test_a_batch_appends_the_same_chains_as_one_entry_at_a_time(self, make_tenant, dbs):
+        """`append_audit_entries` (the invoice run's): heads read once, entries chained in order per stream."""
+        one, two = (await make_tenant())["slug"], (await make_tenant())["slug"]
+        items = [audit.AuditItem(stream=s, actor=audit.SYSTEM, action=f"batch.{i}", target=f"x:{i}", data={"i": i})
+                 for i, s in enumerate([one, two, one, one])]  # fmt: skip
+        async with dbs.control_transaction() as session:
+            assert await audit.append_audit_entries(session, items) == 4
+            await audit.append_audit_entry(session, stream=two, actor=audit.SYSTEM, action="single", target="y")
+        first, second = await _entries(dbs, one), await _entries(dbs, two)
+        assert [(e.seq, e.action) for e in first] == [(1, "tenant.created"), (2, "batch.0"), (3, "batch.2"),
+                                                      (4, "batch.3")]  # fmt: skip
+        assert [(e.seq, e.action) for e in second] == [(1, "tenant.created"), (2, "batch.1"), (3, "single")]
+        assert audit.check_chain(first) is None and audit.check_chain(second) is None
+        assert first[1].prev_hash == first[0].hash and first[1].data == {"i": 0}
+
     async def test_floats_are_refused(self, dbs):
         async with dbs.control_session() as session:
             with pytest.raises(TypeError):
