@@ -170,7 +170,7 @@ async def append_audit_entries(session: AsyncSession, items: Sequence[AuditItem]
         entry.hash = hash_body(entry_body(entry))
         heads[item.stream] = (entry.seq, entry.hash)
         rows.append({key: getattr(entry, key) for key in (*HASHED_FIELDS, "hash")})
-    await session.execute(sa.insert(AuditEntry), rows)
+    await session.execute(sa.insert(AuditEntry.__table__), rows)  # Core: one executemany
     return len(rows)
 
 
