@@ -20,7 +20,9 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import telemetry
 from control_plane.database import Databases, utcnow
+from control_plane.metrics import OUTBOX_DELIVERIES
 from control_plane.models import OutboxMessage
 
 Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any] | None]]
@@ -89,22 +91,26 @@ async def dispatch_due(
         for msg in await _claim(session, now, limit, kinds):
             handler = handlers.get(msg.kind)
             msg.attempts += 1
-            try:
-                if handler is None:
-                    raise LookupError(f"no handler for outbox kind {msg.kind!r}")
-                msg.result = await handler(dict(msg.payload), msg.idempotency_key)
-            except Exception as exc:  # every failure is recorded and retried
-                msg.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-                if msg.attempts >= MAX_ATTEMPTS:
-                    msg.status = "dead"
-                    counts["dead"] += 1
-                else:
-                    msg.next_attempt_at = now + backoff(msg.attempts)
-                    counts["retry"] += 1
-                log.warning("outbox.retry", kind=msg.kind, id=msg.id, attempts=msg.attempts, error=msg.last_error)
-                continue
+            with telemetry.span(f"outbox {msg.kind}", outbox_kind=msg.kind, outbox_attempt=msg.attempts) as span:
+                try:
+                    if handler is None:
+                        raise LookupError(f"no handler for outbox kind {msg.kind!r}")
+                    msg.result = await handler(dict(msg.payload), msg.idempotency_key)
+                except Exception as exc:  # every failure is recorded and retried
+                    msg.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+                    if msg.attempts >= MAX_ATTEMPTS:
+                        msg.status = "dead"
+                        counts["dead"] += 1
+                    else:
+                        msg.next_attempt_at = now + backoff(msg.attempts)
+                        counts["retry"] += 1
+                    span.set_attribute("error.type", type(exc).__name__)
+                    OUTBOX_DELIVERIES.labels(msg.kind, msg.status if msg.status == "dead" else "retry").inc()
+                    log.warning("outbox.retry", kind=msg.kind, id=msg.id, attempts=msg.attempts, error=msg.last_error)
+                    continue
             msg.status, msg.sent_at, msg.last_error = "sent", utcnow(), None
             counts["sent"] += 1
+            OUTBOX_DELIVERIES.labels(msg.kind, "sent").inc()
     return counts
 
 
