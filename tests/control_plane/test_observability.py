@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.metering import deltas
@@ -19,6 +20,8 @@ from billing.metering.models import RollupDelta
 from compliance.dsr.models import SubjectRequest
 from control_plane import outbox, scheduler, telemetry
 from control_plane.database import utcnow
+from control_plane.metrics import REGISTRY
+from control_plane.models import OutboxMessage
 from control_plane.periodic import JobContext
 from tests.billing import conftest as metering_fixtures
 from tests.billing.conftest import contact
@@ -149,6 +152,56 @@ class TestTraces:
             for text in texts:
                 assert not any(secret in text for secret in forbidden), (s["name"], text)
 
+    async def test_jobs_and_outbox_deliveries_are_spans_without_their_errors_text(
+        self, dbs, settings, app, traced, monkeypatch
+    ):
+        _client, collector = traced
+        kind, failing = f"obs.{uuid.uuid4().hex[:6]}", f"obs.{uuid.uuid4().hex[:6]}"
+        async with dbs.control_transaction() as session:
+            await outbox.enqueue(session, kind=kind, payload={}, idempotency_key=kind)
+            await outbox.enqueue(session, kind=failing, payload={}, idempotency_key=failing)
+
+        async def sent(payload, key):
+            return {"ok": True}
+
+        async def refused(payload, key):
+            raise RuntimeError("the receiver said: secret-4711")
+
+        before = _scrape(generate_latest(REGISTRY).decode())
+        counts = await outbox.dispatch_due(dbs, {kind: sent, failing: refused}, kinds=[kind, failing])
+        assert counts == {"sent": 1, "retry": 1, "dead": 0}
+
+        async def job(ctx):
+            async with ctx.db.control_session() as session:
+                await outbox.pending_count(session)
+
+        monkeypatch.setattr(scheduler, "periodic_jobs", lambda: {"obs_traced": (60, job)})
+        leader = scheduler.Leader(dbs)
+        leader.leading = True
+        await (
+            scheduler.build_scheduler(JobContext(settings, dbs, app.state.keyring), leader).get_job("obs_traced").func()
+        )
+        after = _scrape(generate_latest(REGISTRY).decode())
+        await _client.__aexit__(None, None, None)
+        await _client.__aenter__()
+
+        def grew(outcome: str, k: str) -> float:
+            key = ("bpo_outbox_deliveries_total", (("kind", k), ("outcome", outcome)))
+            return after.get(key, 0.0) - before.get(key, 0.0)
+
+        assert grew("sent", kind) == 1 and grew("retry", failing) == 1 and grew("sent", failing) == 0
+        spans = collector.spans()
+        (ok,) = [s for s in spans if s["name"] == f"outbox {kind}"]
+        (bad,) = [s for s in spans if s["name"] == f"outbox {failing}"]
+        assert ok["attributes"] == {"bpo.outbox_kind": kind, "bpo.outbox_attempt": 1}
+        assert bad["events"] == [{"name": "exception", "exception.type": "RuntimeError"}] and bad["status"] == ""
+        assert "secret-4711" not in json.dumps(spans)
+        (run,) = [s for s in spans if s["name"] == "job obs_traced"]
+        assert run["attributes"] == {"bpo.job": "obs_traced"}
+        assert any(s["parent_id"] == run["span_id"] and "db.statement" in s["attributes"] for s in spans)
+        async with dbs.control_transaction() as session:
+            await session.execute(sa.delete(OutboxMessage).where(OutboxMessage.kind.in_([kind, failing])))
+
     async def test_nothing_is_recorded_without_an_endpoint(self, client, ingest_tenant):
         t = await ingest_tenant()
         resp = await client.post(t.path(), json=[contact("quiet")], headers=t.headers)
@@ -267,8 +320,6 @@ class TestMetrics:
         await deltas.DeltaApplier(dbs).apply(pending.pending)
         async with dbs.control_transaction() as session:
             await session.execute(sa.delete(SubjectRequest).where(SubjectRequest.tenant_id == t.id))
-            from control_plane.models import OutboxMessage
-
             await session.execute(sa.delete(OutboxMessage).where(OutboxMessage.kind == kind))
         async with dbs.cell_session("eu") as cell:
             assert await cell.scalar(sa.select(sa.func.count()).where(RollupDelta.tenant_id == t.id)) == 0
