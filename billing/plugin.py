@@ -11,11 +11,13 @@ from billing.finance.controllers import BillingProfileIn, IssuerIn, IssuerPatch,
 from billing.finance.pages import PAGE_ROUTES as FINANCE_PAGES
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
 from billing.invoices.itemised import ROUTES as ITEMISED_ROUTES
+from billing.invoices.metrics import drafts_awaiting
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.invoices.schemas import CreditNoteIn, VoidIn
 from billing.metering.cli import rollups_group, webhooks_group
 from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
+from billing.metering.metrics import pending_deltas
 from billing.metering.schemas import ContactWire
 from billing.providers.handlers import FACTORIES as PAYMENT_HANDLERS
 from control_plane.auth import EVERYONE, ONBOARDING, Role
@@ -32,6 +34,7 @@ DOMAIN = Domain(
     outbox_handlers=PAYMENT_HANDLERS,
     commands=[rollups_group, webhooks_group],
     readiness=[rollups_ready],
+    metrics=[pending_deltas, drafts_awaiting],
     on_start=[jobs.settle_at_start],
     demo_seeders=[seed_demo_billing],
     request_bodies={

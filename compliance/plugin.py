@@ -7,6 +7,7 @@ from compliance import checkpoints, jobs, pages
 from compliance.cli import audit
 from compliance.controllers import ROUTES
 from compliance.dsr import pages as dsr_pages
+from compliance.dsr.metrics import dsr_deadlines
 from compliance.dsr.schemas import Closing, Extension, PolicyPut, RejectionIn, RequestCreate
 from compliance.service import append_audit_entry
 from control_plane.auth import STAFF, Role
@@ -19,6 +20,7 @@ DOMAIN = Domain(
     routes=[*ROUTES, *pages.ROUTES, *dsr_pages.ROUTES],
     jobs={"audit_checkpoints": (900, jobs.audit_checkpoints), "retention_purge": (3600, jobs.retention_purge)},
     commands=[audit],
+    metrics=[dsr_deadlines],
     audit_log=append_audit_entry,
     resealers=[checkpoints.reseal_signing_keys],
     key_ids_in_use=[checkpoints.signing_key_ids_in_use],

@@ -22,7 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import account, openapi, users
+from control_plane import account, openapi, telemetry, users
 from control_plane import controllers as cp
 from control_plane.auth import AuthenticationMiddleware, Principal, authorize
 from control_plane.bodies import BodyGuardMiddleware
@@ -30,6 +30,7 @@ from control_plane.database import Databases
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.keyring import KeyRing
 from control_plane.logging import RequestIdMiddleware, configure_logging
+from control_plane.metrics import metrics_endpoint
 from control_plane.navigation import TEMPLATE_CALLABLES
 from control_plane.periodic import JobContext
 from control_plane.plugins import domains
@@ -99,6 +100,8 @@ def create_app(
     secret = _session_secret(settings)
     state = State({"settings": settings, "db": db, "keyring": keyring, "oidc": None})
     owns_db = db is None
+    # Spans are exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (control_plane.telemetry).
+    tracing = telemetry.enable_tracing([db.control, *db.cells.values()])
 
     async def start(app: Litestar) -> None:
         if run_scheduler:  # e.g. a restarted server settles what a stopped one left pending, at once
@@ -116,6 +119,8 @@ def create_app(
             await app.state.oidc.aclose()
         if owns_db:
             await app.state.db.dispose()
+        if tracing is not None:
+            await asyncio.to_thread(tracing.close)  # flushes the last spans
 
     session_config = CookieBackendConfig(
         secret=secret,
@@ -138,6 +143,7 @@ def create_app(
             *cp.ROUTES,
             *users.ROUTES,
             *account.ROUTES,
+            metrics_endpoint,
             static,
         ],
         plugins=[*domains()],  # each domain adds its routes (control_plane.plugins)
@@ -150,6 +156,7 @@ def create_app(
             "keyring": Provide(provide_keyring, sync_to_thread=False),
         },
         middleware=[
+            telemetry.server_spans,  # outermost: the request's span is current in every layer below
             RequestIdMiddleware,
             BodyGuardMiddleware,
             session_config.middleware,

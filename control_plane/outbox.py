@@ -20,7 +20,9 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import telemetry
 from control_plane.database import Databases, utcnow
+from control_plane.metrics import OUTBOX_DELIVERIES
 from control_plane.models import OutboxMessage
 
 Handler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any] | None]]
@@ -74,6 +76,14 @@ async def _claim(
     return list((await session.scalars(stmt)).all())
 
 
+async def _deliver(handler: Handler | None, msg: OutboxMessage) -> dict[str, Any] | None:
+    """One attempt, in its own span (a failure's span keeps the exception's type, not its message)."""
+    with telemetry.span(f"outbox {msg.kind}", outbox_kind=msg.kind, outbox_attempt=msg.attempts):
+        if handler is None:
+            raise LookupError(f"no handler for outbox kind {msg.kind!r}")
+        return await handler(dict(msg.payload), msg.idempotency_key)
+
+
 async def dispatch_due(
     db: Databases,
     handlers: Mapping[str, Handler],
@@ -90,9 +100,7 @@ async def dispatch_due(
             handler = handlers.get(msg.kind)
             msg.attempts += 1
             try:
-                if handler is None:
-                    raise LookupError(f"no handler for outbox kind {msg.kind!r}")
-                msg.result = await handler(dict(msg.payload), msg.idempotency_key)
+                msg.result = await _deliver(handler, msg)
             except Exception as exc:  # every failure is recorded and retried
                 msg.last_error = f"{type(exc).__name__}: {exc}"[:1000]
                 if msg.attempts >= MAX_ATTEMPTS:
@@ -102,9 +110,11 @@ async def dispatch_due(
                     msg.next_attempt_at = now + backoff(msg.attempts)
                     counts["retry"] += 1
                 log.warning("outbox.retry", kind=msg.kind, id=msg.id, attempts=msg.attempts, error=msg.last_error)
+                OUTBOX_DELIVERIES.labels(msg.kind, "dead" if msg.status == "dead" else "retry").inc()
                 continue
             msg.status, msg.sent_at, msg.last_error = "sent", utcnow(), None
             counts["sent"] += 1
+            OUTBOX_DELIVERIES.labels(msg.kind, "sent").inc()
     return counts
 
 

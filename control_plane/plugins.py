@@ -77,6 +77,8 @@ class Domain(InitPluginProtocol):
     # E-mail attachments by kind (control_plane.mail): ``kind -> async (db, ref) -> (filename, type, bytes)``,
     # read when the message is sent, so the outbox row holds a reference, not the document.
     mail_attachments: Mapping[str, Callable[..., Awaitable[tuple[str, str, bytes]]]] = field(default_factory=dict)
+    # Gauges read at scrape time by ``/metrics`` (control_plane.metrics): ``async (db) -> [Reading, ...]``.
+    metrics: Sequence[Callable[[Databases], Awaitable[Sequence[Any]]]] = ()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(self.routes)
@@ -128,6 +130,10 @@ def credential_resolver(secret_prefix: str) -> Callable[..., Awaitable[tuple[Any
 
 def event_subscribers() -> list[Callable[..., Awaitable[None]]]:
     return [s for d in domains() for s in d.event_subscribers]
+
+
+def metric_readers() -> list[Callable[[Databases], Awaitable[Sequence[Any]]]]:
+    return [r for d in domains() for r in d.metrics]
 
 
 def mail_attachment(kind: str) -> Callable[..., Awaitable[tuple[str, str, bytes]]]:

@@ -18,8 +18,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from opentelemetry import trace
 
+from control_plane import telemetry
 from control_plane.database import Databases, utcnow
+from control_plane.metrics import JOB_FAILURES, JOB_RUNS, LEADER
 from control_plane.models import SchedulerLease
 from control_plane.periodic import Job, JobContext
 from control_plane.plugins import periodic_jobs
@@ -64,6 +67,7 @@ class Leader:
         if updated_ok != self.leading:
             log.info("scheduler.leadership", holder=self.holder, leading=updated_ok)
         self.leading = updated_ok
+        LEADER.set(1 if updated_ok else 0)
         return updated_ok
 
     async def release(self) -> None:
@@ -72,10 +76,13 @@ class Leader:
                 sa.delete(SchedulerLease).where(SchedulerLease.name == LEASE, SchedulerLease.holder == self.holder)
             )
         self.leading = False
+        LEADER.set(0)
 
 
 def build_scheduler(ctx: JobContext, leader: Leader) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+    # A worker's traces (a server's app attached the exporter already: then this only instruments).
+    scheduler.tracing = telemetry.enable_tracing([ctx.db.control, *ctx.db.cells.values()])
 
     async def renew() -> None:
         await leader.renew()
@@ -86,12 +93,17 @@ def build_scheduler(ctx: JobContext, leader: Leader) -> AsyncIOScheduler:
         async def run(job: Job = job, name: str = name) -> None:
             if not leader.leading:
                 return
-            try:
-                result = await job(ctx)
-                if result and (not isinstance(result, dict) or any(result.values())):
-                    log.info("job.done", job=name, result=str(result))
-            except Exception:
-                log.exception("job.failed", job=name)
+            JOB_RUNS.labels(name).inc()
+            with telemetry.span(f"job {name}", job=name) as current:
+                try:
+                    result = await job(ctx)
+                    if result and (not isinstance(result, dict) or any(result.values())):
+                        log.info("job.done", job=name, result=str(result))
+                except Exception as exc:
+                    JOB_FAILURES.labels(name).inc()
+                    current.set_status(trace.StatusCode.ERROR)
+                    current.set_attribute("error.type", type(exc).__name__)
+                    log.exception("job.failed", job=name)
 
         scheduler.add_job(run, "interval", seconds=seconds, id=name, next_run_time=utcnow() + timedelta(seconds=5))
     return scheduler

@@ -62,6 +62,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # Outbound webhooks to loopback, link-local or private addresses (tests, on-premise receivers).
     allow_private_webhooks: bool = False
+    # ``GET /metrics`` answers ``Authorization: Bearer <this>`` (and platform admins); unset: admins only.
+    metrics_token: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -108,4 +110,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ready_max_delta_age=float(env.get("BPO_READY_MAX_DELTA_AGE", "300")),
         cors_origins=tuple(o.strip() for o in env.get("BPO_CORS_ORIGINS", "").split(",") if o.strip()),
         allow_private_webhooks=env.get("BPO_ALLOW_PRIVATE_WEBHOOKS") == "1",
+        metrics_token=env.get("BPO_METRICS_TOKEN") or None,
     )

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from billing.metering.models import RollupDelta, RollupReceipt
 from billing.metering.rollups import DeltaSum, Key, Vector, add_to_rollups
+from control_plane import telemetry
 from control_plane.database import Databases, utcnow
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ async def apply_deltas(db: Databases, region: str, deltas: Sequence[tuple[str, u
     if not deltas:
         return 0
     now = utcnow()
+    with telemetry.span("rollup apply", region=region, deltas=len(deltas)):
+        return await _apply_deltas(db, region, deltas, now)
+
+
+async def _apply_deltas(db: Databases, region: str, deltas: Sequence[tuple[str, uuid.UUID, list]], now) -> int:
     async with db.control_transaction() as session:
         insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
         table = RollupReceipt.__table__

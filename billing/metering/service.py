@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import deltas
 from billing.metering.cell_writes import WRITE_ATTEMPTS, CellOutcome, TenantContext, same_content, write_to_cell
+from billing.metering.metrics import count_ingest
 from billing.metering.models import IngestError
 from billing.metering.schemas import (
     AHEAD,
@@ -52,6 +53,7 @@ from billing.metering.schemas import (
     Rejection,
     validate_contact,
 )
+from control_plane import telemetry
 from control_plane.auth import Principal
 from control_plane.database import Databases, utcnow
 from control_plane.errors import DomainError, is_database_fault
@@ -261,7 +263,8 @@ async def ingest_contacts(
     stored: dict[str, dict[str, int]] = {}
     for region in sorted(by_region):
         try:
-            outcome = await _write_region(db, region, ctx, by_region[region], now)
+            with telemetry.span("cell write", region=region, tenant=ctx.slug, contacts=len(by_region[region])):
+                outcome = await _write_region(db, region, ctx, by_region[region], now)
         except Exception as exc:
             log.exception("ingest into cell %s failed for tenant %s", region, ctx.slug)
             if not retry_can_help(exc):
@@ -291,6 +294,13 @@ async def ingest_contacts(
     if result.rejected:
         result.rejected.sort(key=lambda r: r.index)
         await _record_errors(db, ctx.id, result.rejected, source, now)
+    count_ingest(
+        ctx.slug,
+        accepted=result.accepted,
+        updated=result.updated,
+        duplicates=result.duplicates,
+        rejected=len(result.rejected),
+    )
     return result
 
 
