@@ -11,6 +11,7 @@ from billing.finance.controllers import BillingProfileIn, IssuerIn, IssuerPatch,
 from billing.finance.pages import PAGE_ROUTES as FINANCE_PAGES
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
 from billing.invoices.itemised import ROUTES as ITEMISED_ROUTES
+from billing.invoices.mail import INVOICE_PDF, invoice_pdf
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.invoices.schemas import CreditNoteIn, VoidIn
 from billing.metering.cli import rollups_group, webhooks_group
@@ -30,6 +31,7 @@ DOMAIN = Domain(
         "rollup_deltas": (10, jobs.rollup_deltas),
     },
     outbox_handlers=PAYMENT_HANDLERS,
+    mail_attachments={INVOICE_PDF: invoice_pdf},
     commands=[rollups_group, webhooks_group],
     readiness=[rollups_ready],
     on_start=[jobs.settle_at_start],
