@@ -22,7 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import account, openapi, users
+from control_plane import account, mail_pages, openapi, users
 from control_plane import controllers as cp
 from control_plane.auth import AuthenticationMiddleware, Principal, authorize
 from control_plane.bodies import BodyGuardMiddleware
@@ -138,6 +138,7 @@ def create_app(
             *cp.ROUTES,
             *users.ROUTES,
             *account.ROUTES,
+            *mail_pages.ROUTES,
             static,
         ],
         plugins=[*domains()],  # each domain adds its routes (control_plane.plugins)

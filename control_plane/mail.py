@@ -123,7 +123,7 @@ def render(template: str, context: dict[str, Any], locale: str | None) -> tuple[
         ),
     }
     module = env.select_template(_candidates(template, loc, "txt")).make_module(values)
-    subject = " ".join(str(getattr(module, "subject", "")).split())
+    subject = " ".join(line.strip() for line in str(getattr(module, "subject", "")).splitlines() if line.strip())
     if not subject:
         raise ValueError(f"mail/{template}.txt sets no subject")
     html = env.select_template(_candidates(template, loc, "html")).render(values | {"subject": subject})
