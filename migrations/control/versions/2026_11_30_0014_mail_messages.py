@@ -42,8 +42,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_mail_messages_idempotency_key")),
     )
     op.create_index("ix_mail_messages_created_at", "mail_messages", ["created_at"], unique=False)
+    op.create_table(
+        "sla_alert_emails",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("emails", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.String(length=200), nullable=False),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_sla_alert_emails_tenant_id_tenants")),
+        sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_sla_alert_emails")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sla_alert_emails")
     op.drop_index("ix_mail_messages_created_at", table_name="mail_messages")
     op.drop_table("mail_messages")
