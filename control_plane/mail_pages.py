@@ -38,9 +38,9 @@ async def mail_page(
     )
 
 
-@get("/mail/{message_id:int}", opt=STAFF, include_in_schema=False)
-async def mail_message_page(session: AsyncSession, principal: Principal, message_id: int) -> Template:
-    row = await session.get(MailMessage, message_id)
+@get("/mail/{message_id:str}", opt=STAFF, include_in_schema=False)
+async def mail_message_page(session: AsyncSession, principal: Principal, message_id: str) -> Template:
+    row = await session.get(MailMessage, int(message_id)) if message_id.isdigit() and len(message_id) < 19 else None
     if row is None:
         raise NotFound(f"no message {message_id}")
     return Template("mail_message.html", context={"principal": principal, "m": row})
