@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.smtp import AuthResult
 
 from control_plane.database import utcnow
 from control_plane.mail import message_id, queue_mail, render, smtp_options
@@ -18,7 +19,7 @@ from control_plane.outbox import dispatch_due
 from control_plane.periodic import JobContext
 from control_plane.plugins import outbox_handlers
 from control_plane.settings import load_settings
-from tests.fakes.smtp_server import FakeSMTP, smtp_server_fixture  # noqa: F401
+from tests.fakes.smtp_server import FakeSMTP, self_signed, smtp_server_fixture  # noqa: F401
 
 INVOICE = {
     "legal_name": "Acme GmbH", "number": "BPO-2026-000042", "period": "2026-10", "total": "1234.50",
@@ -143,3 +144,35 @@ async def test_a_refused_delivery_is_recorded_and_retried(settings, dbs, keyring
     async with dbs.control_session() as session:
         sent = await session.scalar(sa.select(MailMessage).where(MailMessage.idempotency_key == key))
     assert (sent.status, sent.attempts, sent.last_error) == ("sent", 2, None)
+
+
+@pytest.mark.parametrize("scheme", ["smtp+starttls", "smtps"])
+async def test_starttls_and_tls_with_login(settings, dbs, keyring, tmp_path, monkeypatch, scheme):
+    """The URL's scheme picks STARTTLS or TLS; its user and password log in; the server's certificate
+    is checked against the trusted ones (here: a self-signed one the client is told to trust)."""
+    cert_file, context = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    logins: list[tuple[str, bytes]] = []
+
+    def authenticator(_server, _session, _envelope, mechanism, data) -> AuthResult:
+        logins.append((data.login.decode(), data.password))
+        return AuthResult(success=data.login == b"mailer@bpo.example" and data.password == b"p:ss")
+
+    # aiosmtpd offers AUTH only after its own STARTTLS; on a TLS socket (smtps) it must be told it is safe.
+    tls = (
+        {"tls_context": context, "require_starttls": True}
+        if scheme == "smtp+starttls"
+        else {"ssl_context": context, "auth_require_tls": False}
+    )
+    server = FakeSMTP(authenticator=authenticator, auth_required=True, **tls).start()
+    try:
+        to = f"tls-{uuid.uuid4().hex[:8]}@example.com"
+        async with dbs.control_transaction() as session:
+            await queue_mail(session, to=[to], template="invoice_finalized", context=INVOICE, key=f"tls:{to}")
+        url = f"{scheme}://mailer%40bpo.example:p%3Ass@127.0.0.1:{server.port}"
+        ctx = JobContext(replace(settings, smtp_url=url), dbs, keyring)
+        assert (await dispatch_due(dbs, outbox_handlers(ctx), kinds={"mail"}))["sent"] >= 1
+        assert len(server.to(to)) == 1
+        assert logins[-1] == ("mailer@bpo.example", b"p:ss")
+    finally:
+        server.stop()

@@ -12,15 +12,23 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ipaddress
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 def _free_port() -> int:
@@ -51,7 +59,8 @@ class _StallingSMTP(SMTP):
 
 
 class FakeSMTP:
-    def __init__(self) -> None:
+    def __init__(self, **smtp_kwargs: Any) -> None:
+        """``smtp_kwargs``: aiosmtpd's, e.g. ``tls_context=``, ``require_starttls=True``, ``authenticator=``."""
         self.lock = threading.Lock()
         self.raw: list[tuple[list[str], bytes]] = []
         self.stall_for: str | None = None
@@ -66,7 +75,7 @@ class FakeSMTP:
                 smtp.fake = fake
                 return smtp
 
-        self.controller = _Controller(_Recorder(self), hostname="127.0.0.1", port=self.port)
+        self.controller = _Controller(_Recorder(self), hostname="127.0.0.1", port=self.port, **smtp_kwargs)
 
     @property
     def url(self) -> str:
@@ -102,3 +111,30 @@ def smtp_server_fixture() -> Iterator[FakeSMTP]:
 def attachments(message: EmailMessage) -> list[tuple[str, str, Any]]:
     """``(filename, content type, bytes)`` of each attachment."""
     return [(p.get_filename(), p.get_content_type(), p.get_content()) for p in message.iter_attachments()]
+
+
+def self_signed(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 (its PEM file, for a client to trust) and a server context using it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return cert_file, context
