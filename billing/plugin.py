@@ -12,6 +12,7 @@ from billing.finance.pages import PAGE_ROUTES as FINANCE_PAGES
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
 from billing.invoices.itemised import ROUTES as ITEMISED_ROUTES
 from billing.invoices.metrics import drafts_awaiting
+from billing.invoices.mail import INVOICE_PDF, invoice_pdf
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.invoices.schemas import CreditNoteIn, VoidIn
 from billing.metering.cli import rollups_group, webhooks_group
@@ -32,6 +33,7 @@ DOMAIN = Domain(
         "rollup_deltas": (10, jobs.rollup_deltas),
     },
     outbox_handlers=PAYMENT_HANDLERS,
+    mail_attachments={INVOICE_PDF: invoice_pdf},
     commands=[rollups_group, webhooks_group],
     readiness=[rollups_ready],
     metrics=[pending_deltas, drafts_awaiting],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compliance.checkpoints import checkpoint_all_streams
+from compliance.dsr.reminders import queue_deadline_reminders
 from compliance.retention import purge_expired_contacts
 from control_plane.periodic import JobContext
 
@@ -16,3 +17,9 @@ async def audit_checkpoints(ctx: JobContext) -> int:
 async def retention_purge(ctx: JobContext) -> int:
     """Contact rows past their tenant's retention, per cell (audited with counts)."""
     return (await purge_expired_contacts(ctx.db)).total
+
+
+async def subject_request_reminders(ctx: JobContext) -> int:
+    """E-mail the compliance officers about requests due within a week (once per request and deadline)."""
+    async with ctx.db.control_transaction() as session:
+        return await queue_deadline_reminders(session, public_url=ctx.settings.public_url)

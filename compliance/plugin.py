@@ -18,7 +18,11 @@ OFFICERS = frozenset({Role.compliance_officer, Role.platform_admin})
 DOMAIN = Domain(
     "compliance",
     routes=[*ROUTES, *pages.ROUTES, *dsr_pages.ROUTES],
-    jobs={"audit_checkpoints": (900, jobs.audit_checkpoints), "retention_purge": (3600, jobs.retention_purge)},
+    jobs={
+        "audit_checkpoints": (900, jobs.audit_checkpoints),
+        "retention_purge": (3600, jobs.retention_purge),
+        "subject_request_reminders": (3600, jobs.subject_request_reminders),
+    },
     commands=[audit],
     metrics=[dsr_deadlines],
     audit_log=append_audit_entry,

@@ -23,6 +23,7 @@ from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import account, openapi, telemetry, users
+from control_plane import account, mail_pages, openapi, users
 from control_plane import controllers as cp
 from control_plane.auth import AuthenticationMiddleware, Principal, authorize
 from control_plane.bodies import BodyGuardMiddleware
@@ -144,6 +145,7 @@ def create_app(
             *users.ROUTES,
             *account.ROUTES,
             metrics_endpoint,
+            *mail_pages.ROUTES,
             static,
         ],
         plugins=[*domains()],  # each domain adds its routes (control_plane.plugins)

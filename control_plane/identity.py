@@ -31,6 +31,7 @@ from control_plane.auth import MERCHANT_ROLES, STAFF_ROLES, Principal, Role, has
 from control_plane.database import utcnow
 from control_plane.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from control_plane.keyring import KeyRing
+from control_plane.mail import queue_mail
 from control_plane.models import BearerToken, User, UserLink, UserSession
 from control_plane.validation import parse
 
@@ -190,7 +191,16 @@ async def issue_link(
         data={"expires_at": expires.isoformat()},
     )
     path = "invitations" if purpose == "invitation" else "password-reset"
-    return IssuedLink(f"{public_url}/{path}/{token}", expires)
+    issued = IssuedLink(f"{public_url}/{path}/{token}", expires)
+    await queue_mail(  # the link is mailed to the user (and stays in the answer for whoever issued it)
+        session,
+        to=[user.email],
+        template="invitation" if purpose == "invitation" else "password_reset",
+        context={"email": user.email, "link": issued.url, "expires_at": expires.isoformat(), "by": actor.actor},
+        key=f"user.{purpose}:{hash_secret(token)[:32]}",
+        now=now,
+    )
+    return issued
 
 
 async def open_link(session: AsyncSession, token: str, purpose: str, now: datetime | None = None) -> User:

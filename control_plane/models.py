@@ -126,3 +126,29 @@ class OutboxMessage(ControlBase):
     result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class MailMessage(ControlBase):
+    """One e-mail as rendered from its outbox row (control_plane.mail), kept whether it was sent or not:
+    ``kept`` (no SMTP configured), ``sending`` (claimed before the SMTP transaction), ``sent``, ``failed``
+    (the last attempt failed; the outbox retries it)."""
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (sa.Index("ix_mail_messages_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(200), unique=True)  # the outbox row's
+    message_id: Mapped[str] = mapped_column(sa.String(255))
+    to_address: Mapped[str] = mapped_column(sa.String(320))
+    subject: Mapped[str] = mapped_column(sa.String(500))
+    text: Mapped[str] = mapped_column(sa.Text)
+    html: Mapped[str] = mapped_column(sa.Text)
+    template: Mapped[str] = mapped_column(sa.String(100))
+    locale: Mapped[str] = mapped_column(sa.String(20))
+    tenant_id: Mapped[str | None] = mapped_column(sa.String(36))
+    attachments: Mapped[list[Any]] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(12))  # kept | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(1000))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

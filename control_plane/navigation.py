@@ -21,6 +21,7 @@ from control_plane.plugins import NavLink
 USER_ADMINS = frozenset({Role.platform_admin.value, Role.account_manager.value})
 KERNEL_NAV = (
     NavLink("users", "Users", "/users", USER_ADMINS, order=80),
+    NavLink("mail", "Mail", "/mail", USER_ADMINS, order=85),
     NavLink("account", "My account", "/account", frozenset(str(r) for r in EVERYONE), order=90),
 )
 KERNEL_TABS = (

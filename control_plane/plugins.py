@@ -27,6 +27,10 @@ from control_plane.periodic import Job, JobContext
 # The plugin list: the one place the kernel names the domains (imported by name, at start).
 DOMAIN_PLUGINS: tuple[str, ...] = ("tenants.plugin", "billing.plugin", "sla.plugin", "compliance.plugin")
 
+# The kernel's own outbox handlers, by kind -> "module:factory" (imported by name when the handlers are
+# made, as the domains are, so that no kernel module imports the modules that import the plugins).
+KERNEL_OUTBOX_HANDLERS: dict[str, str] = {"mail": "control_plane.mail:mail_handler"}
+
 ReadinessCheck = Callable[[State], Awaitable[tuple[str, str]]]
 HandlerFactory = Callable[[JobContext], Any]  # ctx -> async handler(payload, idempotency_key)
 
@@ -95,8 +99,12 @@ def periodic_jobs() -> dict[str, tuple[int, Job]]:
 
 
 def outbox_handlers(ctx: JobContext) -> dict[str, Any]:
-    """The handler of every outbox kind, made for ``ctx``."""
-    return {kind: factory(ctx) for d in domains() for kind, factory in d.outbox_handlers.items()}
+    """The handler of every outbox kind (the kernel's and every domain's), made for ``ctx``."""
+    kernel = {}
+    for kind, target in KERNEL_OUTBOX_HANDLERS.items():
+        module, _, attr = target.partition(":")
+        kernel[kind] = getattr(importlib.import_module(module), attr)(ctx)
+    return kernel | {kind: factory(ctx) for d in domains() for kind, factory in d.outbox_handlers.items()}
 
 
 def readiness_checks() -> list[ReadinessCheck]:

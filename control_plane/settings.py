@@ -64,6 +64,10 @@ class Settings:
     allow_private_webhooks: bool = False
     # ``GET /metrics`` answers ``Authorization: Bearer <this>`` (and platform admins); unset: admins only.
     metrics_token: str | None = None
+    # E-mail (control_plane.mail): ``smtp://host:port``, ``smtp+starttls://user:pass@host:587`` or
+    # ``smtps://user:pass@host:465``; none: messages are rendered and kept for the staff page /mail.
+    smtp_url: str | None = None
+    mail_from: str = "BPO Control Plane <noreply@localhost>"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -111,4 +115,20 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         cors_origins=tuple(o.strip() for o in env.get("BPO_CORS_ORIGINS", "").split(",") if o.strip()),
         allow_private_webhooks=env.get("BPO_ALLOW_PRIVATE_WEBHOOKS") == "1",
         metrics_token=env.get("BPO_METRICS_TOKEN") or None,
+        smtp_url=_smtp_url(env.get("BPO_SMTP_URL") or None),
+        mail_from=env.get("BPO_MAIL_FROM") or "BPO Control Plane <noreply@localhost>",
     )
+
+
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+
+
+def _smtp_url(url: str | None) -> str | None:
+    """``BPO_SMTP_URL`` checked at start: a scheme we speak and a host."""
+    if url is None:
+        return None
+    scheme, sep, rest = url.partition("://")
+    host = rest.rpartition("@")[2].split("/")[0].split(":")[0]
+    if not sep or scheme not in SMTP_SCHEMES or not host:
+        raise ValueError(f"BPO_SMTP_URL: expected smtp://, smtp+starttls:// or smtps:// with a host, got {scheme}://…")
+    return url

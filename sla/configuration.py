@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from compliance.service import Actor, append_audit_entry
@@ -18,7 +19,7 @@ from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
 from control_plane.keyring import KeyRing
 from control_plane.outbound import check_destination
 from control_plane.validation import parse
-from sla.models import AlertWebhook, ExcludedWindow
+from sla.models import AlertEmails, AlertWebhook, ExcludedWindow
 from sla.schemas import AlertWebhookPut, ExcludedWindowCreate, SupportCalendarPut
 from tenants import service as tenants
 from tenants.calendar import BusinessCalendar, load_calendar
@@ -208,3 +209,54 @@ async def reseal_webhook_secrets(session: AsyncSession, keyring: KeyRing) -> int
 async def webhook_key_ids_in_use(session: AsyncSession) -> set[str]:
     """Key-ring key ids that sealed SLA webhook secrets (rotation keeps them)."""
     return {KeyRing.key_id_of(t) for t in (await session.scalars(sa.select(AlertWebhook.secret))).all() if t}
+
+
+# --- alert e-mails ------------------------------------------------------------------------------
+MAX_ALERT_EMAILS = 10
+
+
+def alert_email_list(data: Any) -> list[str]:
+    """``{"emails": [...]}``: up to 10 addresses, normalised, each error named by its place."""
+    emails = data.get("emails") if isinstance(data, dict) else None
+    if not isinstance(emails, list) or len(emails) > MAX_ALERT_EMAILS:
+        raise InvalidInput([FieldError("emails", f"a list of up to {MAX_ALERT_EMAILS} e-mail addresses")])
+    clean, errors = [], []
+    for i, email in enumerate(emails):
+        try:
+            clean.append(validate_email(str(email), check_deliverability=False).normalized)
+        except EmailNotValidError:
+            errors.append(
+                FieldError("emails", f"the address on line {i + 1}, {str(email)[:100]}, is not an e-mail address")
+            )
+    if errors:
+        raise InvalidInput(errors)
+    firsts: dict[str, str] = {}
+    for email in clean:  # the first of each address, whatever its case
+        firsts.setdefault(email.lower(), email)
+    return list(firsts.values())
+
+
+async def set_alert_emails(session: AsyncSession, actor: Actor, slug: str, data: Any) -> list[str]:
+    """The tenant's operations contacts for SLA alerts (an empty list: no alert e-mails)."""
+    tenant = await tenants.find_tenant(session, actor, slug)
+    emails = alert_email_list(data)
+    row = await session.get(AlertEmails, tenant.id)
+    if row is None:
+        row = AlertEmails(tenant_id=tenant.id)
+        session.add(row)
+    row.emails, row.updated_at, row.updated_by = emails, utcnow(), actor.actor
+    await session.flush()
+    await append_audit_entry(
+        session,
+        stream=tenant.slug,
+        actor=actor,
+        action="sla.alert_emails_set",
+        target=f"tenant:{tenant.slug}/sla/alert-emails",
+        data={"emails": emails},
+    )
+    return emails
+
+
+async def alert_emails_of(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
+    row = await session.get(AlertEmails, tenant_id)
+    return list(row.emails) if row is not None else []

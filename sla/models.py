@@ -79,3 +79,14 @@ class AlertWebhook(ControlBase):
     active: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(sa.String(200))
+
+
+class AlertEmails(ControlBase):
+    """Who is e-mailed when one of the tenant's SLAs goes at risk or is breached: its operations contacts."""
+
+    __tablename__ = "sla_alert_emails"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
+    emails: Mapped[list[str]] = mapped_column(sa.JSON)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(sa.String(200))

@@ -1,4 +1,4 @@
-"""The tenant's SLA settings page (thin): business hours, excluded windows and the alert webhook.
+"""The tenant's SLA settings page (thin): business hours, excluded windows, the alert webhook and e-mails.
 
 Staff and the tenant's merchant admins read it; platform admins and account managers change it, each
 form posting to its own route that calls one ``sla.configuration`` function. Bad input re-renders the
@@ -26,6 +26,7 @@ from sla import configuration
 from sla.settings_form import (
     DAY_NAMES,
     WINDOW_KINDS,
+    alert_emails_body,
     form_errors,
     hours_body,
     hours_values,
@@ -54,6 +55,8 @@ async def _settings_page(
     tenant = await tenants.find_tenant(session, principal, slug)
     calendar = await configuration.find_support_calendar(session, principal, slug)
     form_values = {"hours": hours_values(calendar), "window": {}, "webhook": {"active": "on"}}
+    emails = await configuration.alert_emails_of(session, tenant.id)
+    form_values["emails"] = {"emails": "\n".join(emails)}
     webhook = await configuration.find_alert_webhook(session, principal, slug)
     if webhook is not None:
         form_values["webhook"] = {"url": webhook.url, "active": "on" if webhook.active else ""}
@@ -71,6 +74,7 @@ async def _settings_page(
             "split_days": split_days(calendar),
             "windows": await configuration.list_excluded_windows(session, principal, slug),
             "webhook": webhook,
+            "alert_emails": emails,
             "days": DAY_NAMES,
             "kinds": WINDOW_KINDS,
             "errors": {section: errors or {}} if section else {},
@@ -212,6 +216,22 @@ async def remove_webhook_form(
     )
 
 
+@post(PAGE + "/alert-emails", opt=CHANGERS, include_in_schema=False)
+async def alert_emails_form(
+    request: Request, session: AsyncSession, principal: Principal, slug: str, data: Annotated[dict[str, Any], FORM]
+) -> Template | Redirect:
+    return await _apply(
+        request,
+        session,
+        principal,
+        slug,
+        "emails",
+        data,
+        lambda: configuration.set_alert_emails(session, principal, slug, alert_emails_body(data)),
+        notice="Alert e-mails saved",
+    )
+
+
 PAGES = [
     settings_page,
     business_hours_form,
@@ -219,4 +239,5 @@ PAGES = [
     withdraw_window_form,
     webhook_form,
     remove_webhook_form,
+    alert_emails_form,
 ]

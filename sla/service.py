@@ -37,6 +37,8 @@ from billing.rating.lines import LineKind
 from billing.rating.service import rate_counts
 from control_plane.database import utcnow
 from control_plane.outbox import enqueue
+from sla.alert_mail import queue_alert_mail
+from sla.configuration import alert_emails_of
 from sla.credits import service_credits
 from sla.evaluation import OutcomeStatus, SlaOutcome, evaluate_period
 from sla.models import AlertWebhook, SlaAlert, SlaStatus
@@ -341,6 +343,7 @@ async def track_statuses(
         ).all()
     }
     webhook = await session.get(AlertWebhook, tenant.id)
+    emails = await alert_emails_of(session, tenant.id)
     alerts: list[SlaAlert] = []
     for item in report["slas"]:
         current = stored.get(item["sla"])
@@ -378,6 +381,7 @@ async def track_statuses(
         session.add(alert)
         await session.flush()
         alerts.append(alert)
+        await queue_alert_mail(session, tenant, alert, emails)
         if webhook is not None and webhook.active:
             await enqueue(
                 session,

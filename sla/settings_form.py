@@ -28,6 +28,7 @@ LABELS = {
     "secret": "The signing secret",
     "active": "Send alerts",
     "holidays": "The holidays",
+    "emails": "Alert e-mails",
 }
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _SNAKE = re.compile(r"\b(first_day|last_day)\b")
@@ -149,3 +150,9 @@ def webhook_body(form: Mapping[str, Any]) -> dict[str, Any]:
     if str(form.get("secret") or "").strip():
         body["secret"] = str(form["secret"]).strip()
     return body
+
+
+def alert_emails_body(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The alert e-mails: one address a line (or separated by commas)."""
+    text = str(form.get("emails") or "").replace(",", "\n")
+    return {"emails": [line.strip() for line in text.splitlines() if line.strip()]}

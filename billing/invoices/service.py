@@ -24,6 +24,7 @@ from billing.finance.models import BillingProfile, Issuer
 from billing.finance.tax import proportional, tax_lines
 from billing.invoices.adjustments import pending_adjustments
 from billing.invoices.counting import invoice_counts
+from billing.invoices.mail import queue_invoice_mail
 from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
 from billing.invoices.numbering import formatted, next_number
 from billing.invoices.periods import settles_at
@@ -370,6 +371,7 @@ async def finalize_invoice(
             now=now,
         )
     await session.flush()
+    await queue_invoice_mail(session, invoice, tenant, profile, now=now)
     await append_audit_entry(
         session,
         stream=tenant.slug,
