@@ -11,8 +11,8 @@ from billing.finance.controllers import BillingProfileIn, IssuerIn, IssuerPatch,
 from billing.finance.pages import PAGE_ROUTES as FINANCE_PAGES
 from billing.invoices.controllers import ROUTES as INVOICE_ROUTES
 from billing.invoices.itemised import ROUTES as ITEMISED_ROUTES
-from billing.invoices.metrics import drafts_awaiting
 from billing.invoices.mail import INVOICE_PDF, invoice_pdf
+from billing.invoices.metrics import drafts_awaiting
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.invoices.schemas import CreditNoteIn, VoidIn
 from billing.metering.cli import rollups_group, webhooks_group

@@ -22,8 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import account, openapi, telemetry, users
-from control_plane import account, mail_pages, openapi, users
+from control_plane import account, mail_pages, openapi, telemetry, users
 from control_plane import controllers as cp
 from control_plane.auth import AuthenticationMiddleware, Principal, authorize
 from control_plane.bodies import BodyGuardMiddleware
