@@ -232,9 +232,9 @@ class TestDunningSchedule:
         assert again.status_code == 409 and again.json()["code"] == "not_unpaid"
         await run_dunning(dbs, now=on(DUE, 20))
         assert await mails(dbs, invoice.id) == [] and await payment_status(dbs, invoice.id) == "uncollectible"
-        audited = [(a, d) for a, _, d in await actions(dbs, tenant.slug) if a == "invoice.uncollectible"]
-        assert audited == [("invoice.uncollectible", {"number": invoice.number, "from": "open",
-                                                      "to": "uncollectible", "reason": "Customer insolvent"})]  # fmt: skip
+        audited = [d for a, _, d in await actions(dbs, tenant.slug) if a == "invoice.uncollectible"]
+        expected = {"number": invoice.number, "from": "open", "to": "uncollectible", "reason": "Customer insolvent"}
+        assert audited == [expected]
 
     async def test_overdue_filter_in_the_api(self, dbs, client, staff_headers, ingest_tenant):
         tenant, invoice = await open_invoice(dbs, client, staff_headers, ingest_tenant)
