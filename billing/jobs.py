@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from billing.invoices.dunning import run_dunning
 from billing.invoices.run import draft_due_invoices
 from billing.metering.deltas import apply_pending
 from compliance.service import SystemActor
@@ -52,3 +53,8 @@ async def rollup_deltas(ctx: JobContext) -> int:
     answer failed (a database fault) or the process that wrote them stopped. Applying one that its
     writer is still applying is harmless (the receipt makes the second a no-op)."""
     return await apply_pending(ctx.db, older_than=5)
+
+
+async def dunning(ctx: JobContext) -> dict[str, int]:
+    """Overdue invoices, reminders and suspensions as each contract's dunning schedule says (idempotent)."""
+    return await run_dunning(ctx.db, now=database.utcnow())  # read at call time: the clock tests freeze

@@ -14,7 +14,9 @@ from billing.invoices.itemised import ROUTES as ITEMISED_ROUTES
 from billing.invoices.mail import INVOICE_PDF, invoice_pdf
 from billing.invoices.metrics import drafts_awaiting
 from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
-from billing.invoices.schemas import CreditNoteIn, VoidIn
+from billing.invoices.payment_controllers import ROUTES as PAYMENT_ROUTES
+from billing.invoices.payment_pages import PAGE_ROUTES as PAYMENT_PAGES
+from billing.invoices.schemas import CreditNoteIn, ReasonIn, VoidIn
 from billing.metering.cli import rollups_group, webhooks_group
 from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
@@ -26,10 +28,20 @@ from control_plane.plugins import Domain, NavLink
 
 DOMAIN = Domain(
     "billing",
-    routes=[*METERING_ROUTES, *INVOICE_ROUTES, *ITEMISED_ROUTES, *INVOICE_PAGES, *FINANCE_ROUTES, *FINANCE_PAGES],
+    routes=[
+        *METERING_ROUTES,
+        *INVOICE_ROUTES,
+        *ITEMISED_ROUTES,
+        *INVOICE_PAGES,
+        *PAYMENT_ROUTES,
+        *PAYMENT_PAGES,
+        *FINANCE_ROUTES,
+        *FINANCE_PAGES,
+    ],
     jobs={
         "outbox": (10, jobs.dispatch_outbox),
         "draft_invoices": (3600, jobs.draft_invoices),
+        "dunning": (3600, jobs.dunning),
         "rollup_deltas": (10, jobs.rollup_deltas),
     },
     outbox_handlers=PAYMENT_HANDLERS,
@@ -43,6 +55,8 @@ DOMAIN = Domain(
         "POST /api/v1/tenants/{slug}/contacts": list[ContactWire],
         "POST /api/v1/invoices/{invoice_id}/void": VoidIn,
         "POST /api/v1/invoices/{invoice_id}/credit-notes": CreditNoteIn,
+        "POST /api/v1/invoices/{invoice_id}/uncollectible": ReasonIn,
+        "POST /api/v1/invoices/{invoice_id}/suspension-override": ReasonIn,
         "POST /api/v1/issuers": IssuerIn,
         "PATCH /api/v1/issuers/{code}": IssuerPatch,
         "PUT /api/v1/tenants/{slug}/billing-profile": BillingProfileIn,

@@ -215,6 +215,23 @@ class Credits(Input):
     response: CreditRule | None = None
 
 
+class Dunning(Input):
+    """Reminders on days around the due date (negative: before it) and, optionally, suspension of the
+    tenant after so many days overdue (billing/invoices/dunning.py; default: -3, 1, 7, 14, never)."""
+
+    reminders_days: list[Annotated[int, Field(ge=-60, le=365)]] = Field(
+        default_factory=lambda: [-3, 1, 7, 14], max_length=12
+    )
+    suspend_after_days: int | None = Field(default=None, ge=1, le=365)
+
+    @field_validator("reminders_days")
+    @classmethod
+    def _distinct_days(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("each reminder day once")
+        return sorted(v)
+
+
 class Contract(Input):
     effective_from: date
     currency: str
@@ -233,6 +250,7 @@ class Contract(Input):
     reopen_window_hours: int = Field(default=DEFAULT_REOPEN_WINDOW_HOURS, ge=0, le=24 * 90)
     late_grace_hours: int = Field(default=DEFAULT_LATE_GRACE_HOURS, ge=0, le=24 * 90)
     payment_terms_days: int | None = Field(default=None, ge=0, le=365)  # net N days; None: 30
+    dunning: Dunning | None = None  # None: Dunning's defaults
 
     @field_validator("currency")
     @classmethod
@@ -253,7 +271,10 @@ class Contract(Input):
 
     def terms(self) -> dict[str, Any]:
         """JSON-ready terms: decimals as strings, exactly as they travel."""
-        return self.model_dump(mode="json", exclude_none=False)
+        terms = self.model_dump(mode="json", exclude_none=False)
+        if terms["dunning"] is None:
+            del terms["dunning"]  # contracts without a schedule read as they did before it existed
+        return terms
 
 
 # --- integrations and keys ---------------------------------------------------------------------

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.invoices import service
 from billing.invoices.i18n import document_language, document_locale
+from billing.invoices.payments import STATES as PAYMENT_STATES
 from billing.invoices.pdf import render_invoice_pdf
 from billing.invoices.schemas import invoice_json
 from billing.metering.controllers import settle_before_read
@@ -38,7 +39,7 @@ from billing.providers.port import ProviderConfig, WebhookRefused
 from control_plane.auth import EVERYONE, ONBOARDING, ApiScope, Principal, policy
 from control_plane.database import utcnow
 from control_plane.downloads import attachment, inline
-from control_plane.errors import NotFound, problem
+from control_plane.errors import FieldError, InvalidInput, NotFound, problem
 from control_plane.settings import Settings
 from tenants.models import Tenant
 from tenants.periods import Period
@@ -81,8 +82,22 @@ async def draft_invoice(
 
 
 @get("/api/v1/tenants/{slug:str}/invoices", opt=READ, tags=["invoices"])
-async def list_invoices(session: AsyncSession, principal: Principal, slug: str) -> list[dict[str, Any]]:
-    return [invoice_json(inv, s) for inv, s in await service.list_invoices(session, principal, slug=slug)]
+async def list_invoices(
+    session: AsyncSession, principal: Principal, slug: str, payment_status: str | None = None
+) -> list[dict[str, Any]]:
+    """``?payment_status=overdue`` (or open, paid, payment_failed, uncollectible) filters by payment state."""
+    state = payment_filter(payment_status)
+    found = await service.list_invoices(session, principal, slug=slug, payment_status=state)
+    return [invoice_json(inv, s) for inv, s in found]
+
+
+def payment_filter(value: str | None) -> str | None:
+    """A ``payment_status`` filter: empty is none; an unknown state is 422 naming the field."""
+    if not value:
+        return None
+    if value not in PAYMENT_STATES:
+        raise InvalidInput([FieldError("payment_status", f"one of {', '.join(PAYMENT_STATES)}")])
+    return value
 
 
 async def settle_invoice_tenant(request: Request) -> None:

@@ -51,6 +51,9 @@ class Invoice(UUIDPrimaryKey, ControlBase):
     void_reason: Mapped[str | None] = mapped_column(sa.String(500))
     provider: Mapped[str | None] = mapped_column(sa.String(20))
     provider_invoice_id: Mapped[str | None] = mapped_column(sa.String(200))
+    # The payment state of a finalized invoice (billing/invoices/payments.py); None for drafts.
+    payment_status: Mapped[str | None] = mapped_column(sa.String(20), index=True)
+    payment_status_at: Mapped[datetime | None]
 
     lines: Mapped[list[InvoiceLineRow]] = relationship(
         order_by="InvoiceLineRow.position", cascade="all, delete-orphan", lazy="selectin"
@@ -112,3 +115,16 @@ class PaymentWebhookEvent(ControlBase):
     received_at: Mapped[datetime]
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     outcome: Mapped[str] = mapped_column(sa.String(40))
+
+
+class DunningStep(ControlBase):
+    """One step of an invoice's dunning, taken once: ``reminder:-3``, ``overdue``, ``suspend`` ...
+    The row is the receipt that makes a re-run of the dunning job a no-op; ``detail`` says what was
+    done (or, for a suspension an account manager overrode, who and why)."""
+
+    __tablename__ = "invoice_dunning_steps"
+
+    invoice_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    done_at: Mapped[datetime]
+    detail: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)

@@ -27,8 +27,8 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.invoices import service
-from billing.invoices.controllers import READ, now_of, settle_invoice_tenant
+from billing.invoices import payments, service
+from billing.invoices.controllers import READ, now_of, payment_filter, settle_invoice_tenant
 from billing.invoices.estimate import running_estimate
 from billing.invoices.i18n import DEFAULT, LANGUAGE_NAMES, Document, document_language, document_locale
 from billing.invoices.models import Invoice
@@ -96,13 +96,14 @@ async def _invoices_page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     status_code: int = 200,
+    payment: str | None = None,
 ) -> Template:
     tenant = await find_tenant(session, principal, slug)
     notes = await service.tenant_credit_notes(session, principal, slug)
     by_invoice = defaultdict(list)
     for note, invoice in sorted(notes, key=lambda pair: pair[0].created_at):
         by_invoice[invoice.id].append(note)
-    invoices = await service.list_invoices(session, principal, slug=slug)
+    invoices = await service.list_invoices(session, principal, slug=slug, payment_status=payment)
     rows = [invoice_json(inv, s, by_invoice[inv.id]) for inv, s in invoices]
     credit_notes = [
         credit_note_json(note) | {"invoice_number": invoice.number, "period": invoice.period,
@@ -120,6 +121,8 @@ async def _invoices_page(
         status_code=status_code,
         tenant=tenant,
         invoices=rows,
+        payment=payment,
+        payment_states=payments.STATES,
         credit_notes=credit_notes,
         estimate=estimate,
         fmt=lambda amount, currency: format_money(Decimal(amount), currency),
@@ -134,8 +137,11 @@ async def _invoices_page(
     include_in_schema=False,
     before_request=settle_before_read,  # the estimate card reads the running month's rollups
 )
-async def invoices_page(session: AsyncSession, principal: Principal, state: State, slug: str) -> Template:
-    return await _invoices_page(session, principal, state, slug)
+async def invoices_page(
+    session: AsyncSession, principal: Principal, state: State, slug: str, payment: str | None = None
+) -> Template:
+    """``?payment=overdue`` (or another payment state) shows only the invoices in that state."""
+    return await _invoices_page(session, principal, state, slug, payment=payment_filter(payment))
 
 
 @post("/tenants/{slug:str}/invoices", opt=ACT, include_in_schema=False, before_request=settle_before_read)
@@ -171,14 +177,23 @@ async def draft_form(
 
 
 @get("/billing/drafts", opt=policy(roles=STAFF), include_in_schema=False)
-async def drafts_page(session: AsyncSession, principal: Principal) -> Template:
-    """Drafts awaiting finalization, each with what changed since its previous draft."""
+async def drafts_page(session: AsyncSession, principal: Principal, payment: str | None = None) -> Template:
+    """Drafts awaiting finalization, each with what changed since its previous draft; ``?payment=overdue``
+    (or another payment state) lists every tenant's finalized invoices in that state instead."""
+    if state := payment_filter(payment):
+        rows = [
+            invoice_json(inv, s) for inv, s in await service.list_invoices(session, principal, payment_status=state)
+        ]
+        for row in rows:
+            row["total_text"] = _fmt(row["currency"])(row["total"])
+        return _page("invoice_drafts.html", principal, drafts=[], payment=state, invoices=rows,
+                     payment_states=payments.STATES)  # fmt: skip
     drafts = []
     for inv, slug in await service.list_invoices(session, principal, status=service.OPEN):
         body = invoice_json(inv, slug)
         body["total_text"] = _fmt(inv.currency)(body["total"])
         drafts.append({"invoice": body, "drafts": inv.drafts, "differences": draft_differences(inv)})
-    return _page("invoice_drafts.html", principal, drafts=drafts)
+    return _page("invoice_drafts.html", principal, drafts=drafts, payment=None, payment_states=payments.STATES)
 
 
 # --- the invoice page, its confirmation steps and its credit-note form ---------------------------
@@ -202,9 +217,13 @@ async def _invoice_context(session: AsyncSession, invoice: Invoice, lang: str = 
     for shown, note in zip(body["credit_notes"], notes, strict=True):
         shown["issued"] = _local_day(note.created_at, invoice.timezone)
     document = _document_context(lang, invoice.currency)
+    steps = [{"step": st.step, "done": _local_day(st.done_at, invoice.timezone), "detail": st.detail or {}}
+             for st in await payments.steps_of(session, invoice.id)]  # fmt: skip
     return {
         "invoice": body,
         "tenant": tenant,
+        "dunning_steps": steps,
+        "suspension_overridden": any(st["step"] == "suspend" and st["detail"].get("overridden_by") for st in steps),
         "issued": _local_day(invoice.finalized_at, invoice.timezone),
         "issuer_lines": issuer_lines(body["issuer"], document["doc"]),
         "bill_to_lines": bill_to_lines(

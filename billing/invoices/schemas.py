@@ -52,6 +52,8 @@ def invoice_json(invoice: Invoice, tenant_slug: str, credit_notes: list[CreditNo
         "period_end": invoice.period_end.isoformat(),
         "timezone": invoice.timezone,
         "status": invoice.status,
+        "payment_status": invoice.payment_status,  # None for drafts (billing/invoices/payments.py)
+        "payment_status_at": invoice.payment_status_at.isoformat() if invoice.payment_status_at else None,
         "contract_version": invoice.contract_version,
         **lines_json(invoice),
         # DESIGN "Issuers, billing profiles and tax": the net is every line; tax is set at finalization.
@@ -121,6 +123,12 @@ def draft_differences(invoice: Invoice) -> list[dict[str, str]]:
 
 class VoidIn(msgspec.Struct, forbid_unknown_fields=True):
     """The body of ``POST /api/v1/invoices/{id}/void`` (parsed by ``service.void_invoice``)."""
+
+    reason: str
+
+
+class ReasonIn(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /api/v1/invoices/{id}/uncollectible`` and ``…/suspension-override``."""
 
     reason: str
 

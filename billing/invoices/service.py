@@ -1,4 +1,4 @@
-"""Invoice use cases: draft (and re-draft), finalize, void, credit notes, payment, late changes.
+"""Invoice use cases: draft (and re-draft), finalize, void, credit notes, late changes (payment: payments.py).
 
 Every function takes the session and the acting principal (or a system actor for jobs), never
 commits, and appends an audit entry for every change. Time comes in as ``now`` (one injectable
@@ -87,7 +87,13 @@ async def get_invoice(session: AsyncSession, actor: Any, invoice_id: uuid.UUID |
 
 
 async def list_invoices(
-    session: AsyncSession, actor: Any, *, slug: str | None = None, period: str | None = None, status: str | None = None
+    session: AsyncSession,
+    actor: Any,
+    *,
+    slug: str | None = None,
+    period: str | None = None,
+    status: str | None = None,
+    payment_status: str | None = None,
 ) -> list[tuple[Invoice, str]]:
     stmt = sa.select(Invoice, Tenant.slug).join(Tenant, Tenant.id == Invoice.tenant_id)
     if slug is not None:
@@ -100,6 +106,8 @@ async def list_invoices(
         stmt = stmt.where(Invoice.period == period)
     if status:
         stmt = stmt.where(Invoice.status == status)
+    if payment_status:
+        stmt = stmt.where(Invoice.payment_status == payment_status)
     rows = await session.execute(stmt.order_by(Invoice.period.desc(), Tenant.slug))
     return [(inv, s) for inv, s in rows.all()]
 
@@ -361,6 +369,7 @@ async def finalize_invoice(
         await tax_lines(session, issuer, profile, invoice.net_total_minor, invoice.currency, issued),
     )
     invoice.number, invoice.status, invoice.finalized_at = formatted(series, number), "finalized", now
+    invoice.payment_status, invoice.payment_status_at = "open", now  # billing/invoices/payments.py
     if provider != "none":
         invoice.provider = provider
         await enqueue(
@@ -485,17 +494,3 @@ async def issue_credit_note(
         data={"number": note.number, "amount": money_str(Decimal(amount), cur), "reason": reason}, now=now,
     )  # fmt: skip
     return note
-
-
-async def mark_paid(session: AsyncSession, actor: Actor, invoice: Invoice, *, now: datetime, source: str) -> bool:
-    """A finalized invoice becomes paid (a provider said so); anything else is left as it is."""
-    if invoice.status != "finalized":
-        return False
-    tenant = await tenant_of(session, invoice)
-    invoice.status, invoice.paid_at = "paid", now
-    await session.flush()
-    await append_audit_entry(
-        session, stream=tenant.slug, actor=actor, action="invoice.paid", target=f"invoice:{invoice.id}",
-        data={"number": invoice.number, "source": source}, now=now,
-    )  # fmt: skip
-    return True

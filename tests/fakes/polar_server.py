@@ -104,9 +104,19 @@ class FakePolar(FakeServer):
     @staticmethod
     def order_paid(secret: str, webhook_id: str, invoice_id: str) -> tuple[bytes, dict[str, str]]:
         """A signed ``order.paid`` delivery whose order carries the invoice id in its metadata."""
-        payload = sample(polar_webhooks.WebhookOrderPaidPayload)
+        return FakePolar.order_event(secret, webhook_id, invoice_id, "order.paid")
+
+    @staticmethod
+    def order_event(
+        secret: str, webhook_id: str, invoice_id: str, event_type: str, refunded_amount: int = 0
+    ) -> tuple[bytes, dict[str, str]]:
+        """A signed ``order.paid`` or ``order.refunded`` delivery about the order of ``invoice_id``."""
+        shape = {"order.paid": polar_webhooks.WebhookOrderPaidPayload,
+                 "order.refunded": polar_webhooks.WebhookOrderRefundedPayload}[event_type]  # fmt: skip
+        payload = sample(shape)
         payload["data"]["metadata"] = {"invoice_id": invoice_id}
         payload["data"]["checkout_id"] = None
+        payload["data"]["refunded_amount"] = refunded_amount
         body = json.dumps(payload)
         ts = str(int(time.time()))
         key = base64.b64decode(secret.removeprefix("whsec_"))

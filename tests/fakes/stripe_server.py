@@ -89,6 +89,23 @@ class FakeStripe(FakeServer):
     def items_of(self, invoice_id: str) -> list[dict]:
         return [i for i in self.items.values() if i["invoice"] == invoice_id]
 
+    def invoice_event(self, secret: str, event_type: str, invoice_id: str) -> tuple[bytes, dict[str, str]]:
+        """A signed ``invoice.payment_failed`` or ``invoice.paid`` about one of this fake's invoices, as
+        Stripe sends when a collection attempt fails (``attempt_count`` grows) or succeeds."""
+        invoice = self.invoices[invoice_id]
+        if event_type == "invoice.payment_failed":
+            invoice["attempt_count"] = invoice.get("attempt_count", 0) + 1
+        elif event_type == "invoice.paid":
+            invoice["status"], invoice["amount_paid"] = "paid", invoice["total"]
+        return self.signed_event(secret, self._id("evt"), event_type, dict(invoice))
+
+    def refund_event(self, secret: str, invoice_id: str, amount: int) -> tuple[bytes, dict[str, str]]:
+        """A signed ``charge.refunded`` for the charge that paid ``invoice_id`` (the charge names its
+        invoice; it carries no metadata of ours)."""
+        charge = {"id": self._id("ch"), "object": "charge", "invoice": invoice_id, "amount_refunded": amount,
+                  "refunded": True, "metadata": {}}  # fmt: skip
+        return self.signed_event(secret, self._id("evt"), "charge.refunded", charge)
+
     @staticmethod
     def signed_event(secret: str, event_id: str, event_type: str, obj: dict) -> tuple[bytes, dict[str, str]]:
         body = json.dumps({"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}}).encode()
