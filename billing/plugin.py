@@ -1,6 +1,6 @@
 """The billing domain as the app sees it: metering and invoice routes (the API and the pages), its
-jobs, the payment providers' outbox handler, the usage read model's readiness check and the
-``rollups`` / ``webhooks`` commands."""
+jobs, the payment providers' outbox handlers, the usage read model's readiness check and the
+``rollups`` / ``webhooks`` / ``payments`` commands."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from billing.metering.cli import rollups_group, webhooks_group
 from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
 from billing.metering.schemas import ContactWire
+from billing.providers.cli import payments_group
+from billing.providers.credits import credit_note_followups
 from billing.providers.handlers import FACTORIES as PAYMENT_HANDLERS
 from control_plane.auth import EVERYONE, ONBOARDING, Role
 from control_plane.plugins import Domain, NavLink
@@ -28,9 +30,10 @@ DOMAIN = Domain(
         "outbox": (10, jobs.dispatch_outbox),
         "draft_invoices": (3600, jobs.draft_invoices),
         "rollup_deltas": (10, jobs.rollup_deltas),
+        "credit_note_followups": (300, credit_note_followups),
     },
     outbox_handlers=PAYMENT_HANDLERS,
-    commands=[rollups_group, webhooks_group],
+    commands=[rollups_group, webhooks_group, payments_group],
     readiness=[rollups_ready],
     on_start=[jobs.settle_at_start],
     demo_seeders=[seed_demo_billing],
