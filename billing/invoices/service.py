@@ -475,12 +475,10 @@ async def issue_credit_note(
         issuer_code=issuer.code if issuer is not None else None,
     )  # fmt: skip
     session.add(note)
-    await session.flush()
-    await enqueue_credit_note(session, note, invoice, now=now)  # to the provider: a refund, or less due
+    await enqueue_credit_note(session, note, invoice, now=now)  # flushed; to the provider: a refund, or less due
     await append_audit_entry(
         session, stream=tenant.slug, actor=actor, action="credit_note.issued", target=f"invoice:{invoice.id}",
-        data={"number": note.number, "amount": money_str(Decimal(amount), cur), "reason": reason,
-              "provider": note.provider, "provider_action": note.provider_action}, now=now,
+        data={"number": note.number, "amount": money_str(Decimal(amount), cur), "reason": reason}, now=now,
     )  # fmt: skip
     return note
 

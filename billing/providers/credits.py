@@ -39,8 +39,9 @@ def action_for(invoice: Invoice) -> str:
 
 
 async def enqueue_credit_note(session: AsyncSession, note: CreditNote, invoice: Invoice, *, now: datetime) -> None:
-    """In the note's transaction: mark it pending at the invoice's provider and write the outbox row.
-    Nothing when the invoice never went to a provider."""
+    """In the note's transaction: flush it, mark it pending at the invoice's provider and write the
+    outbox row. Nothing more when the invoice never went to a provider."""
+    await session.flush()
     if invoice.provider in (None, "none"):
         return
     action = action_for(invoice)
