@@ -1,6 +1,6 @@
 """The billing domain as the app sees it: metering and invoice routes (the API and the pages), its
-jobs, the payment providers' outbox handler, the usage read model's readiness check and the
-``rollups`` / ``webhooks`` commands."""
+jobs, the payment providers' outbox handlers, the usage read model's readiness check and the
+``rollups`` / ``webhooks`` / ``payments`` commands."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
 from billing.metering.metrics import pending_deltas
 from billing.metering.schemas import ContactWire
+from billing.providers.cli import payments_group
+from billing.providers.credits import credit_note_followups
 from billing.providers.handlers import FACTORIES as PAYMENT_HANDLERS
 from control_plane.auth import EVERYONE, ONBOARDING, Role
 from control_plane.plugins import Domain, NavLink
@@ -43,10 +45,11 @@ DOMAIN = Domain(
         "draft_invoices": (3600, jobs.draft_invoices),
         "dunning": (3600, jobs.dunning),
         "rollup_deltas": (10, jobs.rollup_deltas),
+        "credit_note_followups": (300, credit_note_followups),
     },
     outbox_handlers=PAYMENT_HANDLERS,
     mail_attachments={INVOICE_PDF: invoice_pdf},
-    commands=[rollups_group, webhooks_group],
+    commands=[rollups_group, webhooks_group, payments_group],
     readiness=[rollups_ready],
     metrics=[pending_deltas, drafts_awaiting],
     on_start=[jobs.settle_at_start],

@@ -101,6 +101,13 @@ class CreditNote(UUIDPrimaryKey, ControlBase):
     reason: Mapped[str] = mapped_column(sa.String(500))
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(sa.String(200))
+    # At the payment provider (see billing/providers/credits.py): None when the invoice was never sent.
+    provider: Mapped[str | None] = mapped_column(sa.String(20))
+    provider_action: Mapped[str | None] = mapped_column(sa.String(20))  # refund | reduce (decided at issue)
+    provider_status: Mapped[str | None] = mapped_column(sa.String(30))  # pending | refunded | reduced | ...
+    provider_credit_note_id: Mapped[str | None] = mapped_column(sa.String(200))  # Stripe cn_…
+    provider_refund_id: Mapped[str | None] = mapped_column(sa.String(200))  # Stripe re_… / Polar refund id
+    provider_synced_at: Mapped[datetime | None]
 
 
 class PaymentWebhookEvent(ControlBase):

@@ -30,6 +30,7 @@ from billing.invoices.numbering import formatted, next_number
 from billing.invoices.periods import settles_at
 from billing.invoices.schemas import line_of, lines_json
 from billing.money import from_minor_units, money_str, round_minor, to_decimal, to_minor_units
+from billing.providers.credits import enqueue_credit_note
 from billing.rating import LineKind, RatedInvoice, rate_counts
 from compliance.service import Actor, AuditItem, append_audit_entries, append_audit_entry
 from control_plane.errors import Conflict, FieldCollector, FieldError, InvalidInput, NotFound
@@ -488,7 +489,7 @@ async def issue_credit_note(
         issuer_code=issuer.code if issuer is not None else None,
     )  # fmt: skip
     session.add(note)
-    await session.flush()
+    await enqueue_credit_note(session, note, invoice, now=now)  # flushed; to the provider: a refund, or less due
     await append_audit_entry(
         session, stream=tenant.slug, actor=actor, action="credit_note.issued", target=f"invoice:{invoice.id}",
         data={"number": note.number, "amount": money_str(Decimal(amount), cur), "reason": reason}, now=now,

@@ -1,4 +1,4 @@
-"""Outbox handler of the payment providers: `payments.send_invoice` (see control_plane/outbox_handlers.py)."""
+"""Outbox handlers of the payment providers: `payments.send_invoice` and `payments.credit_note` (credits.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from billing.invoices.models import Invoice
 from billing.money import to_minor_units
+from billing.providers.credits import CREDIT_NOTE, credit_note_factory
 from billing.providers.factory import build_provider
 from billing.providers.port import ChargeLine, ChargeRequest, ProviderConfig
 from tenants.models import Tenant
@@ -59,4 +60,4 @@ def send_invoice_factory(ctx: JobContext) -> Handler:
     return send_invoice
 
 
-FACTORIES = {"payments.send_invoice": send_invoice_factory}
+FACTORIES = {"payments.send_invoice": send_invoice_factory, CREDIT_NOTE: credit_note_factory}

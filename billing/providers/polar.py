@@ -24,10 +24,15 @@ from polar.v2027_01.webhooks import PolarWebhookError, validate_event
 
 from billing.providers.port import (
     ChargeRequest,
+    CreditRequest,
     PaymentEvent,
     ProviderConfig,
+    ProviderCredit,
     ProviderInvoice,
+    ProviderRecords,
     ProviderUnavailable,
+    RemoteCredit,
+    RemoteInvoice,
     WebhookRefused,
 )
 
@@ -93,6 +98,60 @@ class PolarProvider:
         except PolarError as exc:
             raise RuntimeError(f"polar refused the invoice: {exc}") from exc
 
+    async def credit_invoice(self, request: CreditRequest, idempotency_key: str) -> ProviderCredit:
+        try:
+            async with self._client() as polar:
+                orders = await polar.orders.list(checkout_id=request.provider_invoice_id, limit=10)
+                order = next((o for o in orders.items if o.paid), None)
+                if order is None:
+                    if request.action == "refund":
+                        raise RuntimeError(f"polar has no paid order for checkout {request.provider_invoice_id}")
+                    return ProviderCredit(self.name, None, None, "awaiting_payment")
+                refunds = await polar.refunds.list(order_id=order.id, limit=100)
+                for refund in refunds.items:
+                    if refund.metadata.get("credit_note_id") == request.credit_note_id:
+                        return ProviderCredit(self.name, None, refund.id, "refunded")
+                refund = await polar.refunds.create(
+                    order_id=order.id,
+                    reason="service_disruption",
+                    amount=request.amount_minor,
+                    comment=f"Credit note {request.number}: {request.reason}"[:500],
+                    metadata={
+                        "credit_note_id": request.credit_note_id, "number": request.number,
+                        "invoice_id": request.invoice_id, "idempotency_key": idempotency_key[:500],
+                    },
+                )  # fmt: skip
+                return ProviderCredit(self.name, None, refund.id, "refunded")
+        except (PolarServerError, PolarRateLimitError, PolarNetworkError) as exc:
+            raise ProviderUnavailable(f"polar: {exc}") from exc
+        except PolarError as exc:
+            raise RuntimeError(f"polar refused the refund: {exc}") from exc
+
+    async def records(self) -> ProviderRecords:
+        """Every checkout (an invoice), order (its payment) and refund (a credit note) of the organization."""
+        try:
+            async with self._client() as polar:
+                checkouts = [c async for c in polar.checkouts.iter_list(limit=100)]
+                orders = [o async for o in polar.orders.iter_list(limit=100)]
+                refunds = [r async for r in polar.refunds.iter_list(limit=100)]
+        except (PolarServerError, PolarRateLimitError, PolarNetworkError) as exc:
+            raise ProviderUnavailable(f"polar: {exc}") from exc
+        paid = {o.checkout_id for o in orders if o.paid}
+        invoices = tuple(
+            RemoteInvoice(
+                c.id,
+                _str(c.metadata.get("invoice_id")),
+                _str(c.metadata.get("period")),
+                int(c.amount),
+                "paid" if c.id in paid else "open",
+            )
+            for c in checkouts
+        )
+        credits = tuple(
+            RemoteCredit(r.id, _str(r.metadata.get("credit_note_id")), int(r.amount), True) for r in refunds
+        )
+        return ProviderRecords(invoices, credits)
+
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
         try:
             event = validate_event(body, dict(headers), self.config.polar_webhook_secret)
@@ -109,3 +168,7 @@ class PolarProvider:
             paid=event.type in PAID_EVENTS,
             payload={"type": event.type, "data_id": getattr(event.data, "id", None)},
         )
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)

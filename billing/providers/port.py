@@ -58,10 +58,64 @@ class PaymentEvent:
     payload: dict
 
 
+@dataclass(frozen=True, slots=True)
+class CreditRequest:
+    """One credit note to take to the provider: ``action`` is ``refund`` (the invoice was paid) or
+    ``reduce`` (it was open: lower what is due), decided when the note was issued."""
+
+    credit_note_id: str
+    number: str
+    invoice_id: str
+    provider_invoice_id: str
+    currency: str
+    amount_minor: int
+    reason: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCredit:
+    provider: str
+    provider_credit_note_id: str | None  # Stripe's credit note; None at Polar (a refund is all there is)
+    provider_refund_id: str | None
+    status: str  # refunded | reduced | awaiting_payment
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteInvoice:
+    """An invoice as the provider holds it; ``invoice_id`` is ours, from its metadata."""
+
+    provider_id: str
+    invoice_id: str | None
+    period: str | None
+    amount_minor: int
+    status: str  # open | paid | void | draft | uncollectible
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCredit:
+    """A credit note or refund as the provider holds it; ``credit_note_id`` is ours, from its metadata."""
+
+    provider_id: str
+    credit_note_id: str | None
+    amount_minor: int
+    refunded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRecords:
+    invoices: tuple[RemoteInvoice, ...]
+    credits: tuple[RemoteCredit, ...]
+
+
 class PaymentProvider(Protocol):
     name: str
 
     async def send_invoice(self, request: ChargeRequest, idempotency_key: str) -> ProviderInvoice: ...
+
+    async def credit_invoice(self, request: CreditRequest, idempotency_key: str) -> ProviderCredit: ...
+
+    async def records(self) -> ProviderRecords: ...
 
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent: ...
 

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import stripe
 
 from billing.providers.port import (
     ChargeRequest,
+    CreditRequest,
     PaymentEvent,
     ProviderConfig,
+    ProviderCredit,
     ProviderInvoice,
+    ProviderRecords,
     ProviderUnavailable,
+    RemoteCredit,
+    RemoteInvoice,
     WebhookRefused,
 )
 
@@ -60,7 +66,7 @@ class StripeProvider:
                     "days_until_due": 30,
                     "auto_advance": False,
                     "pending_invoice_items_behavior": "exclude",
-                    "metadata": {"invoice_id": request.invoice_id, "number": request.number},
+                    "metadata": {"invoice_id": request.invoice_id, "number": request.number, "period": request.period},
                     "description": f"Invoice {request.number} for {request.period}",
                 },
                 {"idempotency_key": f"{idempotency_key}:invoice"},
@@ -81,12 +87,61 @@ class StripeProvider:
                 invoice.id, options={"idempotency_key": f"{idempotency_key}:finalize"}
             )
             return ProviderInvoice(self.name, final.id, str(final.status))
-        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
-            raise ProviderUnavailable(f"stripe: {exc}") from exc
         except stripe.StripeError as exc:
-            if (exc.http_status or 0) >= 500:
-                raise ProviderUnavailable(f"stripe: {exc}") from exc
-            raise RuntimeError(f"stripe refused the invoice: {exc}") from exc
+            raise _failure(exc, "the invoice") from exc
+
+    async def credit_invoice(self, request: CreditRequest, idempotency_key: str) -> ProviderCredit:
+        """One Stripe credit note with the outbox row's key: with ``refund_amount`` on a paid invoice
+        (Stripe refunds the charge), without on an open one (it lowers ``amount_due``)."""
+        params: dict = {
+            "invoice": request.provider_invoice_id,
+            "lines": [
+                {
+                    "type": "custom_line_item",
+                    "unit_amount": request.amount_minor,
+                    "quantity": 1,
+                    "description": f"Credit note {request.number}: {request.reason}"[:500],
+                }
+            ],
+            "memo": request.reason[:500],
+            "email_type": "none",
+            "metadata": {
+                "credit_note_id": request.credit_note_id, "number": request.number, "invoice_id": request.invoice_id,
+            },
+        }  # fmt: skip
+        if request.action == "refund":
+            params["refund_amount"] = request.amount_minor
+        try:
+            note = await self._client().v1.credit_notes.create_async(params, {"idempotency_key": idempotency_key})
+        except stripe.StripeError as exc:
+            raise _failure(exc, "the credit note") from exc
+        refund = _refund_of(note)
+        return ProviderCredit(self.name, note.id, refund, "refunded" if refund else "reduced")
+
+    async def records(self) -> ProviderRecords:
+        """Every invoice and credit note of the account (auto-paging through the lists)."""
+        client = self._client().v1
+        try:
+            invoices = [
+                i.to_dict() async for i in (await client.invoices.list_async({"limit": 100})).auto_paging_iter()
+            ]
+            notes = [
+                n.to_dict() async for n in (await client.credit_notes.list_async({"limit": 100})).auto_paging_iter()
+            ]
+        except stripe.StripeError as exc:
+            raise _failure(exc, "the listing") from exc
+        return ProviderRecords(
+            tuple(
+                RemoteInvoice(i["id"], (i.get("metadata") or {}).get("invoice_id"),
+                              (i.get("metadata") or {}).get("period"), int(i.get("total") or 0), str(i["status"]))
+                for i in invoices
+            ),
+            tuple(
+                RemoteCredit(n["id"], (n.get("metadata") or {}).get("credit_note_id"), int(n["total"]),
+                             _refund_of(n) is not None)
+                for n in notes
+            ),
+        )  # fmt: skip
 
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -110,6 +165,23 @@ class StripeProvider:
             paid=event.type in PAID_EVENTS,
             payload={"type": event.type, "object_id": obj.get("id")},
         )
+
+
+def _failure(exc: stripe.StripeError, what: str) -> Exception:
+    """5xx, 429 and connection failures are retried (`ProviderUnavailable`); a refusal is an error."""
+    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or (exc.http_status or 0) >= 500:
+        return ProviderUnavailable(f"stripe {exc.http_status or 'unreachable'}: {exc}")
+    return RuntimeError(f"stripe refused {what} ({exc.http_status}): {exc}")
+
+
+def _refund_of(note: Any) -> str | None:
+    """The refund a credit note made (``refunds[].refund`` in current API versions, ``refund`` before)."""
+    data = note if isinstance(note, dict) else note.to_dict()
+    for item in data.get("refunds") or []:
+        refund = item.get("refund")
+        return refund if isinstance(refund, str) else (refund or {}).get("id")
+    refund = data.get("refund")
+    return refund if isinstance(refund, str) else (refund or {}).get("id") if refund else None
 
 
 def _signed_at(header: str) -> int:

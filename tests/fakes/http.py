@@ -3,6 +3,11 @@
 ``server.fail("500", "429", "timeout")`` queues failures for the next requests, one each. A
 "timeout" does the work and then answers too late for the client (its response is lost): the
 nastiest case, since a retry must not do the work twice.
+
+``server.down = True`` is an outage: every request is answered 503 until it is set back.
+``server.stall("POST", "/v1/refunds/")`` makes the next such request do its work and then hold its
+answer until ``server.release.set()``; ``server.stalled`` is set once the work is done (a test can
+kill the client process then: the provider has acted, the client never learns it).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ class FakeServer:
         self.failures: list[str] = []
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        self.down = False
+        self.stall_on: tuple[str, str] | None = None
+        self.stalled = threading.Event()
+        self.release = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +47,12 @@ class FakeServer:
                 with fake.lock:
                     mode = fake.failures.pop(0) if fake.failures else None
                     fake.requests.append((self.command, parts.path))
+                    if fake.down:
+                        mode = "503"
+                    elif fake.stall_on == (self.command, parts.path):
+                        mode, fake.stall_on = "stall", None
+                if mode == "503":
+                    return self._send(503, {"error": {"message": "service unavailable"}})
                 if mode == "500":
                     return self._send(500, {"error": {"message": "internal error"}})
                 if mode == "429":
@@ -46,6 +61,9 @@ class FakeServer:
                     status, payload = fake.route(self.command, parts.path, query, headers, body)
                 if mode == "timeout":
                     threading.Event().wait(fake.late_seconds)
+                if mode == "stall":
+                    fake.stalled.set()
+                    fake.release.wait(60)
                 self._send(status, payload)
 
             def _send(self, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:
@@ -82,6 +100,12 @@ class FakeServer:
     def fail(self, *modes: str) -> None:
         with self.lock:
             self.failures.extend(modes)
+
+    def stall(self, method: str, path: str) -> None:
+        with self.lock:
+            self.stall_on = (method, path)
+            self.stalled.clear()
+            self.release.clear()
 
     def route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes):
         raise NotImplementedError

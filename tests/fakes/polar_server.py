@@ -1,4 +1,5 @@
-"""A fake Polar API (customers by external id, checkouts with ad-hoc prices) that `PolarAsync` talks to.
+"""A fake Polar API (customers by external id, checkouts with ad-hoc prices, orders, refunds) that
+`PolarAsync` talks to. A POST that repeats an ``Idempotency-Key`` gets the first answer again.
 
 Responses are shaped from the SDK's own output types (`sample` fills every required field), so the
 real SDK deserializes them exactly as it would Polar's. Webhooks are signed per Standard Webhooks.
@@ -64,11 +65,29 @@ class FakePolar(FakeServer):
         self.ids = itertools.count(1)
         self.customers: dict[str, dict] = {}  # by external_id
         self.checkouts: list[dict] = []
+        self.orders: list[dict] = []
+        self.refunds: list[dict] = []
+        self.replies: dict[str, tuple[int, Any]] = {}
 
     def route(self, method, path, query, headers, body):
         if headers.get("authorization") != f"Bearer {TOKEN}":
             return 401, {"error": "Unauthorized", "detail": "bad token"}
-        data = json.loads(body) if body else {}
+        key = headers.get("idempotency-key")
+        if method == "POST" and key and key in self.replies:
+            return self.replies[key]
+        reply = self._route(method, path, query, json.loads(body) if body else {})
+        if method == "POST" and key:
+            self.replies[key] = reply
+        return reply
+
+    @staticmethod
+    def _listing(tp: Any, items: list[dict]) -> dict:
+        listing = sample(tp)
+        listing["items"] = items
+        listing["pagination"] = {"total_count": len(items), "max_page": 1}
+        return listing
+
+    def _route(self, method, path, query, data):
         if method == "GET" and path.startswith("/v1/customers/external/"):
             external = path.rsplit("/", 1)[1]
             if external not in self.customers:
@@ -82,11 +101,19 @@ class FakePolar(FakeServer):
             self.customers[data["external_id"]] = customer
             return 201, customer
         if method == "GET" and path == "/v1/checkouts/":
-            items = [c for c in self.checkouts if c["external_customer_id"] == query.get("external_customer_id")]
-            listing = sample(outputs.ListResourceCheckout)
-            listing["items"] = items
-            listing["pagination"] = {"total_count": len(items), "max_page": 1}
-            return 200, listing
+            wanted = query.get("external_customer_id")
+            items = [c for c in self.checkouts if wanted is None or c["external_customer_id"] == wanted]
+            return 200, self._listing(outputs.ListResourceCheckout, items)
+        if method == "GET" and path == "/v1/orders/":
+            wanted = query.get("checkout_id")
+            items = [o for o in self.orders if wanted is None or o["checkout_id"] == wanted]
+            return 200, self._listing(outputs.ListResourceOrder, items)
+        if method == "GET" and path == "/v1/refunds/":
+            wanted = query.get("order_id")
+            items = [r for r in self.refunds if wanted is None or r["order_id"] == wanted]
+            return 200, self._listing(outputs.ListResourceRefund, items)
+        if method == "POST" and path == "/v1/refunds/":
+            return self._refund(data)
         if method == "POST" and path == "/v1/checkouts/":
             product = data["products"][0]
             price = data["prices"][product][0]
@@ -100,6 +127,45 @@ class FakePolar(FakeServer):
             self.checkouts.append(checkout)
             return 201, checkout
         return 404, {"error": "ResourceNotFound", "detail": f"no route {method} {path}"}
+
+    def _refund(self, data: dict) -> tuple[int, Any]:
+        """As Polar: a refund of a paid order, at most what is left refundable (403 when fully refunded)."""
+        order = next((o for o in self.orders if o["id"] == data.get("order_id")), None)
+        if order is None:
+            return 404, {"error": "ResourceNotFound", "detail": "order not found"}
+        left = order["total_amount"] - order["refunded_amount"]
+        if left <= 0:
+            return 403, {"error": "RefundedAlready", "detail": "Order is already fully refunded"}
+        amount = int(data["amount"])
+        if amount < 1 or amount > left:
+            return 422, {"detail": [{"loc": ["body", "amount"], "msg": "out of range", "type": "value_error"}]}
+        refund = sample(outputs.Refund) | {
+            "id": str(uuid.uuid4()), "status": "succeeded", "reason": data["reason"], "amount": amount,
+            "currency": order["currency"], "order_id": order["id"], "customer_id": order["customer_id"],
+            "metadata": data.get("metadata", {}),
+        }  # fmt: skip
+        self.refunds.append(refund)
+        order["refunded_amount"] += amount
+        order["status"] = "refunded" if order["refunded_amount"] == order["total_amount"] else "partially_refunded"
+        return 201, refund
+
+    def pay(self, checkout_id: str) -> dict:
+        """The customer paid the checkout: Polar makes an order that carries its metadata."""
+        with self.lock:
+            checkout = next(c for c in self.checkouts if c["id"] == checkout_id)
+            checkout["status"] = "succeeded"
+            order = sample(outputs.Order) | {
+                "id": str(uuid.uuid4()), "status": "paid", "paid": True, "checkout_id": checkout_id,
+                "total_amount": checkout["amount"], "net_amount": checkout["amount"],
+                "subtotal_amount": checkout["amount"],
+                "refunded_amount": 0, "currency": checkout["currency"], "customer_id": checkout["customer_id"] or "",
+                "metadata": checkout["metadata"],
+            }  # fmt: skip
+            self.orders.append(order)
+            return order
+
+    def refunds_of(self, invoice_id: str) -> list[dict]:
+        return [r for r in self.refunds if r["metadata"].get("invoice_id") == invoice_id]
 
     @staticmethod
     def order_paid(secret: str, webhook_id: str, invoice_id: str) -> tuple[bytes, dict[str, str]]:
