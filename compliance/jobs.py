@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from compliance.checkpoints import checkpoint_all_streams
+from compliance.dsr.due_soon import publish_due_soon
 from compliance.retention import purge_expired_contacts
 from control_plane.periodic import JobContext
 
@@ -16,3 +17,9 @@ async def audit_checkpoints(ctx: JobContext) -> int:
 async def retention_purge(ctx: JobContext) -> int:
     """Contact rows past their tenant's retention, per cell (audited with counts)."""
     return (await purge_expired_contacts(ctx.db)).total
+
+
+async def dsr_due_soon(ctx: JobContext) -> int:
+    """Announce open data-subject requests due within 7 days (``subject_request.due_soon``, once each)."""
+    async with ctx.db.control_transaction() as session:
+        return await publish_due_soon(session)

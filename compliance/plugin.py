@@ -17,7 +17,11 @@ OFFICERS = frozenset({Role.compliance_officer, Role.platform_admin})
 DOMAIN = Domain(
     "compliance",
     routes=[*ROUTES, *pages.ROUTES, *dsr_pages.ROUTES],
-    jobs={"audit_checkpoints": (900, jobs.audit_checkpoints), "retention_purge": (3600, jobs.retention_purge)},
+    jobs={
+        "audit_checkpoints": (900, jobs.audit_checkpoints),
+        "retention_purge": (3600, jobs.retention_purge),
+        "dsr_due_soon": (3600, jobs.dsr_due_soon),
+    },
     commands=[audit],
     audit_log=append_audit_entry,
     resealers=[checkpoints.reseal_signing_keys],

@@ -24,6 +24,7 @@ from billing.finance.models import BillingProfile, Issuer
 from billing.finance.tax import proportional, tax_lines
 from billing.invoices.adjustments import pending_adjustments
 from billing.invoices.counting import invoice_counts
+from billing.invoices.event_data import credit_note_issued, invoice_finalized
 from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
 from billing.invoices.numbering import formatted, next_number
 from billing.invoices.periods import settles_at
@@ -376,6 +377,7 @@ async def finalize_invoice(
         data={"number": invoice.number, "period": invoice.period, "total_minor": invoice.total_minor},
         now=now,
     )
+    await invoice_finalized(session, invoice, tenant, now)
     return invoice
 
 
@@ -479,6 +481,7 @@ async def issue_credit_note(
         session, stream=tenant.slug, actor=actor, action="credit_note.issued", target=f"invoice:{invoice.id}",
         data={"number": note.number, "amount": money_str(Decimal(amount), cur), "reason": reason}, now=now,
     )  # fmt: skip
+    await credit_note_issued(session, note, invoice, tenant, now)
     return note
 
 
