@@ -1,8 +1,9 @@
 """Webhook pages (thin): a tenant's endpoints (add, enable/disable, delete with confirmation), each
 endpoint's delivery log with replay, and the usage thresholds. Forms post urlencoded to the same
 services as the API; bad input re-renders the form (422) with the error beside its field and the typed
-values kept; success redirects with a flash message. The one exception: adding an endpoint answers
-its page directly, because that page shows the signing secret, once (it is never put in a cookie)."""
+values kept; success redirects with a flash message. Adding an endpoint redirects to its page, which
+shows the signing secret once: it waits in the session (Litestar's cookie session, encrypted with
+AES-GCM under the session key) until that page takes it, and a reload no longer shows it."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 READ = policy(roles=EVERYONE)
 WRITE = policy(roles=MANAGERS)
 PAGE = "/tenants/{slug:str}/webhooks"
+NEW_SECRET = "webhook_secret_once"
 
 
 @cache
@@ -73,7 +75,7 @@ async def webhooks_page(session: AsyncSession, principal: Principal, slug: str) 
 @post(PAGE, opt=WRITE, include_in_schema=False)
 async def add_endpoint_form(
     request: Request, session: AsyncSession, principal: Principal, keyring: KeyRing, settings: Settings, slug: str,
-) -> Template:  # fmt: skip
+) -> Template | Redirect:  # fmt: skip
     form = await request.form()
     body = {"url": (form.get("url") or "").strip(), "description": (form.get("description") or "").strip(),
             "events": [e for e in form.getall("events", []) if e]}  # fmt: skip
@@ -84,7 +86,10 @@ async def add_endpoint_form(
     except InvalidInput as exc:
         return await _list_page(session, principal, slug, values=body, errors=_errors(exc, "url"), section="add",
                                 status_code=422)  # fmt: skip
-    return await _endpoint_page(session, principal, tenant.slug, str(row.id), secret=secret, status_code=201)
+    if not isinstance(request.scope.get("session"), dict):
+        request.set_session({})
+    request.session[NEW_SECRET] = {"id": str(row.id), "secret": secret}
+    return Redirect(f"/tenants/{tenant.slug}/webhooks/{row.id}")
 
 
 async def _endpoint_page(session, principal, slug, endpoint_id, *, secret=None, status_code=200) -> Template:
@@ -96,8 +101,13 @@ async def _endpoint_page(session, principal, slug, endpoint_id, *, secret=None, 
 
 
 @get(PAGE + "/{endpoint_id:str}", opt=READ, include_in_schema=False)
-async def endpoint_page(session: AsyncSession, principal: Principal, slug: str, endpoint_id: str) -> Template:
-    return await _endpoint_page(session, principal, slug, endpoint_id)
+async def endpoint_page(
+    request: Request, session: AsyncSession, principal: Principal, slug: str, endpoint_id: str
+) -> Template:
+    kept = request.scope.get("session")
+    once = kept.pop(NEW_SECRET, None) if isinstance(kept, dict) else None
+    secret = once["secret"] if isinstance(once, dict) and once.get("id") == endpoint_id else None
+    return await _endpoint_page(session, principal, slug, endpoint_id, secret=secret)
 
 
 @post(PAGE + "/{endpoint_id:str}/enabled", opt=WRITE, include_in_schema=False)

@@ -28,7 +28,7 @@ class EndpointIn(Input):
     """The body of ``POST /api/v1/tenants/{slug}/webhook-endpoints``."""
 
     url: AnyHttpUrl
-    events: list[str] = Field(min_length=1)
+    events: list[str]
     description: str = Field("", max_length=200)
     enabled: bool = True
 
