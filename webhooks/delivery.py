@@ -106,8 +106,8 @@ async def _post(ctx: JobContext, endpoint: WebhookEndpoint, delivery: WebhookDel
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
             resp = await client.post(endpoint.url, content=body.encode(), headers=headers)
-    except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:  # no answer: an attempt that failed
+        return None, f"{type(exc).__name__}: {exc}"[:500]
     if 200 <= resp.status_code < 300:
         return resp.status_code, None
     return resp.status_code, f"the endpoint answered {resp.status_code}"

@@ -25,6 +25,7 @@ from control_plane.periodic import JobContext
 from control_plane.plugins import outbox_handlers
 from tests.billing.conftest import contact
 from tests.billing.invoices.conftest import NOW, ingest
+from tests.fakes.webhook_receiver import WebhookReceiver
 from webhooks.delivery import MAX_ATTEMPTS, RETRY_DELAYS
 from webhooks.models import WebhookEndpoint
 
@@ -171,6 +172,21 @@ class TestRetries:
         assert (d["status"], d["attempts"], [a["status_code"] for a in d["attempt_log"]]) == (
             "succeeded", 3, [500, 500, 200],
         )  # fmt: skip
+
+    async def test_an_endpoint_that_does_not_answer_is_logged_and_retried(
+        self, client, staff_headers, make_tenant, dbs, settings, keyring, clock
+    ):
+        t = await make_tenant()
+        closed = WebhookReceiver().start()
+        url = closed.url + "/nobody"
+        closed.stop()  # the port refuses connections now
+        ep = await add_endpoint(client, staff_headers, t["slug"], url, ["invoice.paid"])
+        await publish_one(dbs, t["id"], "invoice.paid", f"invoice.paid:closed:{t['id']}", T)
+        clock[:] = [T]
+        await run(settings, dbs, keyring, T)
+        [d] = await deliveries(client, staff_headers, t["slug"], ep["id"])
+        assert (d["status"], d["attempts"], d["response_code"]) == ("pending", 1, None)
+        assert d["last_error"].startswith("ConnectError") and d["next_attempt_at"] == (T + RETRY_DELAYS[0]).isoformat()
 
 
 class TestReplay:
