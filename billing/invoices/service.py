@@ -369,15 +369,10 @@ async def finalize_invoice(
         )
     await session.flush()
     await append_audit_entry(
-        session,
-        stream=tenant.slug,
-        actor=actor,
-        action="invoice.finalized",
-        target=f"invoice:{invoice.id}",
-        data={"number": invoice.number, "period": invoice.period, "total_minor": invoice.total_minor},
-        now=now,
-    )
-    await invoice_finalized(session, invoice, tenant, now)
+        session, stream=tenant.slug, actor=actor, action="invoice.finalized", target=f"invoice:{invoice.id}",
+        data={"number": invoice.number, "period": invoice.period, "total_minor": invoice.total_minor}, now=now,
+    )  # fmt: skip
+    await invoice_finalized(session, invoice, tenant, now)  # the event for merchant webhooks
     return invoice
 
 
