@@ -22,6 +22,7 @@ DOMAIN = Domain(
         "audit_checkpoints": (900, jobs.audit_checkpoints),
         "retention_purge": (3600, jobs.retention_purge),
         "subject_request_reminders": (3600, jobs.subject_request_reminders),
+        "dsr_due_soon": (3600, jobs.dsr_due_soon),
     },
     commands=[audit],
     metrics=[dsr_deadlines],

@@ -219,7 +219,7 @@ class Databases:
             await engine.dispose()
 
 
-DOMAINS = ("control_plane", "tenants", "billing", "sla", "compliance")
+DOMAINS = ("control_plane", "tenants", "billing", "sla", "compliance", "webhooks")
 
 
 def load_models() -> list[str]:

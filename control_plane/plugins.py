@@ -25,7 +25,13 @@ from control_plane.database import Databases
 from control_plane.periodic import Job, JobContext
 
 # The plugin list: the one place the kernel names the domains (imported by name, at start).
-DOMAIN_PLUGINS: tuple[str, ...] = ("tenants.plugin", "billing.plugin", "sla.plugin", "compliance.plugin")
+DOMAIN_PLUGINS: tuple[str, ...] = (
+    "tenants.plugin",
+    "billing.plugin",
+    "sla.plugin",
+    "compliance.plugin",
+    "webhooks.plugin",
+)
 
 # The kernel's own outbox handlers, by kind -> "module:factory" (imported by name when the handlers are
 # made, as the domains are, so that no kernel module imports the modules that import the plugins).

@@ -1,11 +1,10 @@
 """SLA settings of a tenant, each change audited: excluded windows (days taken out of the measurement,
-with the reason), the support calendar (business hours for response targets) and the alert
-webhook (its signing secret sealed by the key ring, re-sealed by ``bpoctl keys rotate``).
+with the reason) and the support calendar (business hours for response targets). SLA alerts go to
+merchant webhook endpoints subscribed to ``sla.at_risk`` / ``sla.breached`` (the webhooks domain).
 """
 
 from __future__ import annotations
 
-import secrets as _secrets
 import uuid
 from typing import Any
 
@@ -16,11 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from compliance.service import Actor, append_audit_entry
 from control_plane.database import utcnow
 from control_plane.errors import Conflict, FieldError, InvalidInput, NotFound
-from control_plane.keyring import KeyRing
-from control_plane.outbound import check_destination
 from control_plane.validation import parse
-from sla.models import AlertEmails, AlertWebhook, ExcludedWindow
-from sla.schemas import AlertWebhookPut, ExcludedWindowCreate, SupportCalendarPut
+from sla.models import AlertEmails, ExcludedWindow
+from sla.schemas import ExcludedWindowCreate, SupportCalendarPut
 from tenants import service as tenants
 from tenants.calendar import BusinessCalendar, load_calendar
 from tenants.models import SupportCalendar
@@ -116,99 +113,6 @@ async def find_support_calendar(session: AsyncSession, actor: Any, slug: str) ->
     """The tenant's support calendar, or None when none is set (business-hours targets count calendar time)."""
     tenant = await tenants.find_tenant(session, actor, slug)
     return await load_calendar(session, tenant.id)
-
-
-# --- alert webhook -----------------------------------------------------------------------------
-def webhook_aad(tenant_id: uuid.UUID) -> str:
-    return f"tenant:{tenant_id}:sla_alert_webhook"
-
-
-async def set_alert_webhook(
-    session: AsyncSession,
-    actor: Actor,
-    slug: str,
-    data: Any,
-    *,
-    keyring: KeyRing,
-    keep_secret: bool = False,
-    allow_private: bool = False,
-) -> tuple[AlertWebhook, str | None]:
-    """Set where alerts go; returns the signing secret (shown once; sealed by the key ring at rest).
-
-    Without a secret in ``data`` a new one is made, or with ``keep_secret`` the current one stays
-    (the settings page, where the secret is write-only) and ``None`` is returned in its place."""
-
-    tenant = await tenants.find_tenant(session, actor, slug)
-    spec = parse(AlertWebhookPut, data)
-    await check_destination(str(spec.url), allow_private=allow_private)
-    row = await session.get(AlertWebhook, tenant.id)
-    if spec.secret is None and keep_secret and row is None:
-        raise InvalidInput([FieldError("secret", "is required while none is set")])
-    if row is None:
-        row = AlertWebhook(tenant_id=tenant.id)
-        session.add(row)
-    secret: str | None = None
-    if spec.secret is not None or not keep_secret:
-        secret = spec.secret or f"whsec_{_secrets.token_urlsafe(32)}"
-        row.secret = keyring.encrypt(secret, webhook_aad(tenant.id))
-    row.url, row.active = str(spec.url), spec.active
-    row.updated_at, row.updated_by = utcnow(), actor.actor
-    await session.flush()
-    await append_audit_entry(
-        session,
-        stream=tenant.slug,
-        actor=actor,
-        action="sla.alert_webhook_set",
-        target=f"tenant:{tenant.slug}/sla/webhook",
-        data={"url": row.url, "active": row.active, "secret_rotated": secret is not None},
-    )
-    return row, secret
-
-
-async def find_alert_webhook(session: AsyncSession, actor: Any, slug: str) -> AlertWebhook | None:
-    """The tenant's alert webhook, or None (its secret stays sealed: read it with ``alert_webhook_secret``)."""
-    tenant = await tenants.find_tenant(session, actor, slug)
-    return await session.get(AlertWebhook, tenant.id)
-
-
-async def remove_alert_webhook(session: AsyncSession, actor: Actor, slug: str) -> None:
-    """Stop sending the tenant's alerts anywhere (audited); they still show in the app."""
-    tenant = await tenants.find_tenant(session, actor, slug)
-    row = await session.get(AlertWebhook, tenant.id)
-    if row is None:
-        raise NotFound("this tenant has no alert webhook")
-    url = row.url
-    await session.delete(row)
-    await session.flush()
-    await append_audit_entry(
-        session,
-        stream=tenant.slug,
-        actor=actor,
-        action="sla.alert_webhook_removed",
-        target=f"tenant:{tenant.slug}/sla/webhook",
-        data={"url": url},
-    )
-
-
-def alert_webhook_secret(row: AlertWebhook, keyring: KeyRing) -> str:
-    return keyring.decrypt(row.secret, webhook_aad(row.tenant_id)).decode()
-
-
-async def reseal_webhook_secrets(session: AsyncSession, keyring: KeyRing) -> int:
-    """Seal every SLA alert webhook secret again under the ring's active key (key rotation); returns
-    how many changed."""
-    changed = 0
-    for row in (await session.scalars(sa.select(AlertWebhook))).all():
-        new = keyring.reencrypt(row.secret, webhook_aad(row.tenant_id))
-        changed += new != row.secret
-        row.secret = new
-    await session.flush()
-    return changed
-
-
-async def webhook_key_ids_in_use(session: AsyncSession) -> set[str]:
-    """Key-ring key ids that sealed SLA webhook secrets (rotation keeps them)."""
-    return {KeyRing.key_id_of(t) for t in (await session.scalars(sa.select(AlertWebhook.secret))).all() if t}
 
 
 # --- alert e-mails ------------------------------------------------------------------------------

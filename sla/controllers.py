@@ -1,4 +1,4 @@
-"""SLA routes (thin): the report as JSON, page, CSV and PDF; excluded windows; calendar; alert webhook; alerts."""
+"""SLA routes (thin): the report as JSON, page, CSV and PDF; excluded windows; calendar; alerts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from billing.metering.controllers import settle_before_read
 from control_plane.auth import EVERYONE, ONBOARDING, STAFF, ApiScope, Principal, policy
 from control_plane.downloads import attachment
 from control_plane.errors import InvalidInput
-from control_plane.keyring import KeyRing
-from control_plane.settings import Settings
 from sla import charts, configuration, export, service
 from sla.windows import window_json
 from tenants.periods import EARLIEST_PERIOD, Period
@@ -87,18 +85,6 @@ async def put_calendar(session: AsyncSession, principal: Principal, slug: str, d
     return (await configuration.set_support_calendar(session, principal, slug, data)).to_json()
 
 
-@put(API + "/{slug:str}/sla/webhook", opt=policy(roles=ONBOARDING), tags=["sla"])
-async def put_webhook(
-    session: AsyncSession, principal: Principal, keyring: KeyRing, settings: Settings, slug: str, data: dict[str, Any]
-) -> dict:
-    """Where alerts are POSTed, signed (Standard Webhooks); the secret is shown in this answer only. A URL
-    whose host is a loopback, link-local or private address is refused (``control_plane.outbound``)."""
-    row, secret = await configuration.set_alert_webhook(
-        session, principal, slug, data, keyring=keyring, allow_private=settings.allow_private_webhooks
-    )
-    return {"url": row.url, "active": row.active, "secret": secret}
-
-
 @get(API + "/{slug:str}/sla/alerts", opt=policy(roles=STAFF), tags=["sla"])
 async def tenant_alerts(session: AsyncSession, principal: Principal, slug: str) -> list[dict]:
     return await service.list_alerts(session, principal, slug)
@@ -119,7 +105,6 @@ ROUTES = [
     add_window,
     withdraw_window,
     put_calendar,
-    put_webhook,
     tenant_alerts,
     alerts_page,
 ]

@@ -1,4 +1,4 @@
-"""SLA tables of the control database: support calendars, excluded windows, status, alerts, webhooks.
+"""SLA tables of the control database: support calendars, excluded windows, status, alerts.
 
 Nothing here identifies a merchant's customer: SLA results are computed from rollups (counts).
 """
@@ -48,7 +48,7 @@ class SlaStatus(ControlBase):
 
 
 class SlaAlert(ControlBase):
-    """One status change to at_risk or breached: shown in the app, sent to the tenant's webhook."""
+    """One status change to at_risk or breached: shown in the app, published as an event (merchant webhooks)."""
 
     __tablename__ = "sla_alerts"
     __table_args__ = (sa.Index("ix_sla_alerts_tenant_created", "tenant_id", "created_at"),)
@@ -66,19 +66,6 @@ class SlaAlert(ControlBase):
     created_at: Mapped[datetime]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(sa.String(200))
-
-
-class AlertWebhook(ControlBase):
-    """Where a tenant's SLA alerts are POSTed; the signing secret is sealed by the key ring."""
-
-    __tablename__ = "sla_alert_webhooks"
-
-    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("tenants.id"), primary_key=True)
-    url: Mapped[str] = mapped_column(sa.String(2000))
-    secret: Mapped[str] = mapped_column(sa.Text)
-    active: Mapped[bool] = mapped_column(default=True)
-    updated_at: Mapped[datetime]
-    updated_by: Mapped[str] = mapped_column(sa.String(200))
 
 
 class AlertEmails(ControlBase):

@@ -1,9 +1,10 @@
-"""The tenant's SLA settings page (thin): business hours, excluded windows, the alert webhook and e-mails.
+"""The tenant's SLA settings page (thin): business hours and excluded windows; SLA alerts go to the
+tenant's webhook endpoints (the page links to the Webhooks page).
 
 Staff and the tenant's merchant admins read it; platform admins and account managers change it, each
 form posting to its own route that calls one ``sla.configuration`` function. Bad input re-renders the
-page with status 422 (or the error's), the errors beside their fields and the typed values kept (never
-the webhook secret, which the page does not show); success redirects back with a flash message.
+page with status 422 (or the error's), the errors beside their fields and the typed values kept;
+success redirects back with a flash message.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.auth import ONBOARDING, STAFF, Principal, Role, policy
 from control_plane.errors import DomainError
-from control_plane.keyring import KeyRing
 from control_plane.navigation import notify
-from control_plane.settings import Settings
 from sla import configuration
 from sla.settings_form import (
     DAY_NAMES,
@@ -31,7 +30,6 @@ from sla.settings_form import (
     hours_body,
     hours_values,
     split_days,
-    webhook_body,
     window_body,
 )
 from tenants import service as tenants
@@ -54,14 +52,10 @@ async def _settings_page(
 ) -> Template:
     tenant = await tenants.find_tenant(session, principal, slug)
     calendar = await configuration.find_support_calendar(session, principal, slug)
-    form_values = {"hours": hours_values(calendar), "window": {}, "webhook": {"active": "on"}}
     emails = await configuration.alert_emails_of(session, tenant.id)
-    form_values["emails"] = {"emails": "\n".join(emails)}
-    webhook = await configuration.find_alert_webhook(session, principal, slug)
-    if webhook is not None:
-        form_values["webhook"] = {"url": webhook.url, "active": "on" if webhook.active else ""}
+    form_values = {"hours": hours_values(calendar), "window": {}, "emails": {"emails": "\n".join(emails)}}
     if section and values is not None:
-        form_values[section] = {k: v for k, v in values.items() if k != "secret"}
+        form_values[section] = dict(values)
     return Template(
         "sla_settings.html",
         status_code=status_code,
@@ -73,7 +67,6 @@ async def _settings_page(
             "calendar": calendar.to_json() if calendar else None,
             "split_days": split_days(calendar),
             "windows": await configuration.list_excluded_windows(session, principal, slug),
-            "webhook": webhook,
             "alert_emails": emails,
             "days": DAY_NAMES,
             "kinds": WINDOW_KINDS,
@@ -170,52 +163,6 @@ async def withdraw_window_form(
     )
 
 
-@post(PAGE + "/webhook", opt=CHANGERS, include_in_schema=False)
-async def webhook_form(
-    request: Request,
-    session: AsyncSession,
-    principal: Principal,
-    keyring: KeyRing,
-    settings: Settings,
-    slug: str,
-    data: Annotated[dict[str, Any], FORM],
-) -> Template | Redirect:
-    return await _apply(
-        request,
-        session,
-        principal,
-        slug,
-        "webhook",
-        data,
-        lambda: configuration.set_alert_webhook(
-            session,
-            principal,
-            slug,
-            webhook_body(data),
-            keyring=keyring,
-            keep_secret=True,
-            allow_private=settings.allow_private_webhooks,
-        ),
-        notice="Alert webhook saved",
-    )
-
-
-@post(PAGE + "/webhook/remove", opt=CHANGERS, include_in_schema=False)
-async def remove_webhook_form(
-    request: Request, session: AsyncSession, principal: Principal, slug: str
-) -> Template | Redirect:
-    return await _apply(
-        request,
-        session,
-        principal,
-        slug,
-        "webhook",
-        {},
-        lambda: configuration.remove_alert_webhook(session, principal, slug),
-        notice="Alert webhook removed: alerts now show in the app only",
-    )
-
-
 @post(PAGE + "/alert-emails", opt=CHANGERS, include_in_schema=False)
 async def alert_emails_form(
     request: Request, session: AsyncSession, principal: Principal, slug: str, data: Annotated[dict[str, Any], FORM]
@@ -237,7 +184,5 @@ PAGES = [
     business_hours_form,
     excluded_window_form,
     withdraw_window_form,
-    webhook_form,
-    remove_webhook_form,
     alert_emails_form,
 ]

@@ -1,4 +1,4 @@
-"""API shapes of the SLA domain: excluded windows, support calendars, alert webhooks."""
+"""API shapes of the SLA domain: excluded windows, support calendars."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import date, time
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tenants.calendar import WEEKDAYS
 
@@ -63,9 +63,3 @@ class SupportCalendarPut(Input):
             if any(bounds[i][1] > bounds[i + 1][0] for i in range(len(bounds) - 1)):
                 raise ValueError(f"{day}: opening hours overlap")
         return v
-
-
-class AlertWebhookPut(Input):
-    url: AnyHttpUrl
-    secret: str | None = Field(default=None, min_length=24, max_length=200)
-    active: bool = True

@@ -13,8 +13,8 @@ expected for the remaining days (the daily average so far):
   to the remaining volume) ends below it;
 - `on_track` otherwise (and for a CSAT sample that cannot reach the minimum).
 `track_statuses` stores the status per SLA and raises one alert per change to at_risk or breached
-(in the app, and to the tenant's signed webhook through the outbox); the same status again sends
-nothing, so re-running the job is harmless. Services never commit: the request or the job does.
+(in the app, and as an ``sla.at_risk`` / ``sla.breached`` event for merchant webhooks); the same status
+again sends nothing, so re-running the job is harmless. Services never commit: the request or the job does.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from billing.money import money_str
 from billing.rating.lines import LineKind
 from billing.rating.service import rate_counts
 from control_plane.database import utcnow
-from control_plane.outbox import enqueue
+from control_plane.events import publish
 from sla.alert_mail import queue_alert_mail
 from sla.configuration import alert_emails_of
 from sla.credits import service_credits
 from sla.evaluation import OutcomeStatus, SlaOutcome, evaluate_period
-from sla.models import AlertWebhook, SlaAlert, SlaStatus
+from sla.models import SlaAlert, SlaStatus
 from sla.terms import SlaKind, SlaTerms
 from sla.windows import excluded_days, recorded_windows, window_json
 from tenants import service as tenants
@@ -49,7 +49,6 @@ from tenants.models import Tenant
 from tenants.periods import Period
 
 ON_TRACK, AT_RISK, BREACHED = "on_track", "at_risk", "breached"
-ALERT_KIND = "sla.alert_webhook"
 RECENT_DAYS = 7
 
 
@@ -331,7 +330,7 @@ def _breakdown(rows: Mapping[str, Mapping[str, int]], exclusions: frozenset[str]
 async def track_statuses(
     session: AsyncSession, tenant: Tenant, report: Mapping[str, Any], *, now: datetime | None = None
 ) -> list[SlaAlert]:
-    """Store each SLA's status; one alert (in-app + webhook via the outbox) per change to at_risk/breached."""
+    """Store each SLA's status; one alert (in-app + an event for webhooks) per change to at_risk/breached."""
     now = now or utcnow()
     period = report["period"]
     stored = {
@@ -342,7 +341,6 @@ async def track_statuses(
             )
         ).all()
     }
-    webhook = await session.get(AlertWebhook, tenant.id)
     emails = await alert_emails_of(session, tenant.id)
     alerts: list[SlaAlert] = []
     for item in report["slas"]:
@@ -382,14 +380,10 @@ async def track_statuses(
         await session.flush()
         alerts.append(alert)
         await queue_alert_mail(session, tenant, alert, emails)
-        if webhook is not None and webhook.active:
-            await enqueue(
-                session,
-                kind=ALERT_KIND,
-                payload={"tenant_id": str(tenant.id), "alert_id": alert.id, "event": alert_event(tenant, alert)},
-                idempotency_key=f"sla-alert:{alert.id}",
-                now=now,
-            )
+        await publish(
+            session, type=f"sla.{alert.status}", tenant_id=tenant.id, key=f"sla.alert:{alert.id}",
+            data=alert_event(tenant, alert), now=now,
+        )  # fmt: skip
     await session.flush()
     return alerts
 

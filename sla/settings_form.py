@@ -136,20 +136,12 @@ def hours_body(form: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
     return {"weekly": weekly, "holidays": holidays}, errors
 
 
-# --- excluded windows and the alert webhook -----------------------------------------------------
+# --- excluded windows --------------------------------------------------------------------------
 def window_body(form: Mapping[str, Any]) -> dict[str, Any]:
     """The excluded-window body; blank fields are left out so that the service names them as required."""
     return {
         k: str(form[k]).strip() for k in ("first_day", "last_day", "kind", "reason") if str(form.get(k) or "").strip()
     }
-
-
-def webhook_body(form: Mapping[str, Any]) -> dict[str, Any]:
-    """The webhook body; a blank secret keeps the current one (the page never shows it)."""
-    body: dict[str, Any] = {"url": str(form.get("url") or "").strip(), "active": bool(form.get("active"))}
-    if str(form.get("secret") or "").strip():
-        body["secret"] = str(form["secret"]).strip()
-    return body
 
 
 def alert_emails_body(form: Mapping[str, Any]) -> dict[str, Any]:

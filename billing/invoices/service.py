@@ -24,6 +24,7 @@ from billing.finance.models import BillingProfile, Issuer
 from billing.finance.tax import proportional, tax_lines
 from billing.invoices.adjustments import pending_adjustments
 from billing.invoices.counting import invoice_counts
+from billing.invoices.event_data import credit_note_issued, invoice_finalized
 from billing.invoices.mail import queue_invoice_mail
 from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
 from billing.invoices.numbering import formatted, next_number
@@ -383,14 +384,10 @@ async def finalize_invoice(
     await session.flush()
     await queue_invoice_mail(session, invoice, tenant, profile, now=now)
     await append_audit_entry(
-        session,
-        stream=tenant.slug,
-        actor=actor,
-        action="invoice.finalized",
-        target=f"invoice:{invoice.id}",
-        data={"number": invoice.number, "period": invoice.period, "total_minor": invoice.total_minor},
-        now=now,
-    )
+        session, stream=tenant.slug, actor=actor, action="invoice.finalized", target=f"invoice:{invoice.id}",
+        data={"number": invoice.number, "period": invoice.period, "total_minor": invoice.total_minor}, now=now,
+    )  # fmt: skip
+    await invoice_finalized(session, invoice, tenant, now)  # the event for merchant webhooks
     return invoice
 
 
@@ -494,4 +491,5 @@ async def issue_credit_note(
         session, stream=tenant.slug, actor=actor, action="credit_note.issued", target=f"invoice:{invoice.id}",
         data={"number": note.number, "amount": money_str(Decimal(amount), cur), "reason": reason}, now=now,
     )  # fmt: skip
+    await credit_note_issued(session, note, invoice, tenant, now)
     return note

@@ -146,14 +146,19 @@ class TestOutboundAddresses:
         assert await private_destination("https://93.184.216.34/hook") is None
         assert "cannot be resolved" in await private_destination("https://no-such-host.invalid/hook")
 
-    async def test_the_alert_webhook_refuses_a_private_address(self, dbs, keyring, make_tenant):
-        from sla import configuration
+    async def test_a_webhook_endpoint_refuses_a_private_address(self, dbs, keyring, make_tenant):
+        from webhooks import service
 
         t = await make_tenant()
         actor = Principal("user", "am@bpo.test", "account_manager")
         async with dbs.control_transaction() as session:
             with pytest.raises(InvalidInput) as caught:
-                await configuration.set_alert_webhook(
-                    session, actor, t["slug"], {"url": "http://127.0.0.1:9/hook"}, keyring=keyring
+                await service.create_endpoint(
+                    session,
+                    actor,
+                    t["slug"],
+                    {"url": "http://127.0.0.1:9/hook", "events": ["sla.breached"]},
+                    keyring=keyring,
+                    allow_private=False,
                 )
         assert caught.value.errors[0].field == "url" and "127.0.0.1" in caught.value.errors[0].message

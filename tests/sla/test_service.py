@@ -3,12 +3,8 @@ the report comes out of `sla.service.period_report` (the API's own call). Clock:
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
-import hmac
 import io
-import json
 import threading
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -16,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from standardwebhooks import Webhook
 
 from billing.invoices.counting import invoice_counts
 from billing.rating.lines import LineKind
@@ -245,8 +242,13 @@ class TestAlerts:
     ):
         url, received = receiver
         t = await sla_tenant()
-        resp = await client.put(f"/api/v1/tenants/{t.slug}/sla/webhook", json={"url": url}, headers=staff_headers)
-        assert resp.status_code == 200, resp.text
+        # SLA alerts reach the tenant's webhook endpoints subscribed to them (the webhooks domain).
+        resp = await client.post(
+            f"/api/v1/tenants/{t.slug}/webhook-endpoints",
+            json={"url": url, "events": ["sla.at_risk", "sla.breached"]},
+            headers=staff_headers,
+        )
+        assert resp.status_code == 201, resp.text
         secret = resp.json()["secret"]
         tenant = await t.model(dbs)
 
@@ -279,15 +281,16 @@ class TestAlerts:
         assert [a["status"] for a in listed.json()] == ["breached", "at_risk"]
 
         sent = await dispatch_due(
-            dbs, handlers(JobContext(settings, dbs, keyring)), kinds=["sla.alert_webhook"], now=local(2026, 10, 29)
+            dbs, handlers(JobContext(settings, dbs, keyring)), kinds=["webhook"], now=local(2026, 10, 29)
         )
         assert sent == {"sent": 2, "retry": 0, "dead": 0}
-        assert [json.loads(body)["status"] for _, body in received] == ["at_risk", "breached"]
-        for headers, body in received:
-            signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-            expected = base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest()).decode()
-            assert headers["webhook-signature"] == f"v1,{expected}"
-        assert await dispatch_due(dbs, handlers(JobContext(settings, dbs, keyring)), kinds=["sla.alert_webhook"]) == {
+        bodies = [Webhook(secret).verify(body, headers) for headers, body in received]  # raises unless signed
+        assert [(b["type"], b["data"]["status"]) for b in bodies] == [
+            ("sla.at_risk", "at_risk"),
+            ("sla.breached", "breached"),
+        ]
+        assert len({headers["webhook-id"] for headers, _ in received}) == 2
+        assert await dispatch_due(dbs, handlers(JobContext(settings, dbs, keyring)), kinds=["webhook"]) == {
             "sent": 0,
             "retry": 0,
             "dead": 0,

@@ -1,7 +1,8 @@
 """The SLA settings page (/tenants/{slug}/settings) and SLA navigation, through HTTP as a browser posts
 its forms: each form's success (post-redirect-get, flash, stored, audited) and its 422 (the field named,
-a sentence, the typed value kept); withdrawing a window; the webhook secret never rendered; merchant
-admins reading without forms; every page served as text/html."""
+a sentence, the typed value kept); withdrawing a window; alerts sent to webhook endpoints (a link to the
+Webhooks page; tests/webhooks cover them); merchant admins reading without forms; every page served as
+text/html."""
 
 from __future__ import annotations
 
@@ -14,13 +15,11 @@ import sqlalchemy as sa
 
 from compliance.service import list_entries
 from control_plane.database import utcnow
-from sla.configuration import alert_webhook_secret
-from sla.models import AlertWebhook, ExcludedWindow, SlaAlert
+from sla.models import ExcludedWindow, SlaAlert
 from tenants.calendar import load_calendar
 
 WEEK = {f"{d}_{k}": v for d in ("mon", "tue", "wed", "thu", "fri") for k, v in (("open", "09:00"), ("close", "17:00"))}
 CLOSED_WEEKEND = {"sat_closed": "on", "sun_closed": "on"}
-SECRET = "whsec_page_" + "s3cr3t" * 6
 
 
 @pytest.fixture
@@ -77,11 +76,12 @@ class TestSettingsPage:
     async def test_an_account_manager_sees_three_forms_the_zone_and_the_tabs(self, client, browser, tenant):
         headers = await browser("account_manager")
         html = html_of(await client.get(f"/tenants/{tenant['slug']}/settings", headers=headers))
-        for action in ("business-hours", "excluded-windows", "webhook"):
+        for action in ("business-hours", "excluded-windows"):
             assert f'action="/tenants/{tenant["slug"]}/settings/{action}"' in html
+        assert f'<a href="/tenants/{tenant["slug"]}/webhooks" id="webhooks-link">' in html
         assert '<strong id="timezone">Europe/Berlin</strong>' in html
         assert re.search(r'data-tab="settings"\s+aria-current="page"', html)
-        assert "No alert webhook" in html and "No excluded windows." in html
+        assert "No excluded windows." in html
 
     async def test_a_merchant_admin_reads_the_settings_without_forms_and_may_not_post(
         self, client, browser, tenant, staff_headers
@@ -89,8 +89,6 @@ class TestSettingsPage:
         slug = tenant["slug"]
         week = {"weekly": {"mon": [["08:30", "16:00"]]}, "holidays": ["2026-12-25"]}
         assert (await client.put(f"/api/v1/tenants/{slug}/sla/calendar", json=week, headers=staff_headers)).is_success
-        hook = {"url": "https://hooks.example.com/sla", "secret": SECRET}
-        assert (await client.put(f"/api/v1/tenants/{slug}/sla/webhook", json=hook, headers=staff_headers)).is_success
         window = {"first_day": "2026-10-10", "last_day": "2026-10-11", "kind": "client_outage", "reason": "Shop down"}
         resp = await client.post(f"/api/v1/tenants/{slug}/sla/excluded-windows", json=window, headers=staff_headers)
         assert resp.status_code == 201
@@ -104,13 +102,11 @@ class TestSettingsPage:
         assert re.search(r'<tr data-day="mon"><th scope="row">Monday</th><td>08:30\u201316:00</td>', html)
         assert re.search(r'<tr data-day="tue"><th scope="row">Tuesday</th><td>Closed</td>', html)
         assert "Holidays: 2026-12-25" in html and "Shop down" in html
-        assert "https://hooks.example.com/sla" in html and "secret set" in html and SECRET not in html
+        assert f'href="/tenants/{slug}/webhooks"' in html
         for path, data in [
             ("business-hours", {"mon_open": "09:00", "mon_close": "17:00"}),
             ("excluded-windows", window),
             (f"excluded-windows/{uuid.uuid4()}/withdraw", {}),
-            ("webhook", {"url": "https://evil.example.com/"}),
-            ("webhook/remove", {}),
         ]:
             resp = await client.post(
                 f"/tenants/{slug}/settings/{path}", data=data, headers=headers, follow_redirects=False
@@ -252,89 +248,6 @@ class TestExcludedWindows:
                 sa.select(sa.func.count()).where(ExcludedWindow.tenant_id == uuid.UUID(tenant["id"]))
             )
         assert count == 0
-
-
-class TestAlertWebhook:
-    async def test_the_secret_is_write_only_kept_when_left_empty_and_the_webhook_can_be_removed(
-        self, client, browser, tenant, dbs, keyring
-    ):
-        slug = tenant["slug"]
-        headers = await browser("account_manager")
-        url = f"/tenants/{slug}/settings/webhook"
-        resp = await client.post(
-            url,
-            data={"url": "https://hooks.example.com/sla", "active": "on", "secret": SECRET},
-            headers=headers,
-            follow_redirects=False,
-        )
-        assert (resp.status_code, resp.headers["location"]) == (303, f"/tenants/{slug}/settings#webhook")
-        html = html_of(await client.get(f"/tenants/{slug}/settings", headers=headers))
-        assert "Alert webhook saved" in html and '<span id="webhook-secret-state">secret set</span>' in html
-        assert SECRET not in html and value_of(html, "webhook-secret") == ""
-        assert value_of(html, "webhook-url") == "https://hooks.example.com/sla"
-
-        # A new address, the secret left empty: the secret stays as it was.
-        resp = await client.post(
-            url, data={"url": "https://hooks.example.com/v2", "secret": ""}, headers=headers, follow_redirects=False
-        )
-        assert resp.status_code == 303
-        async with dbs.control_session() as session:
-            row = await session.get(AlertWebhook, uuid.UUID(tenant["id"]))
-            assert (row.url, row.active, alert_webhook_secret(row, keyring)) == (
-                "https://hooks.example.com/v2",
-                False,
-                SECRET,
-            )
-
-        resp = await client.post(f"{url}/remove", headers=headers, follow_redirects=False)
-        assert (resp.status_code, resp.headers["location"]) == (303, f"/tenants/{slug}/settings#webhook")
-        html = html_of(await client.get(f"/tenants/{slug}/settings", headers=headers))
-        assert "Alert webhook removed" in html and "No alert webhook" in html
-        async with dbs.control_session() as session:
-            assert await session.get(AlertWebhook, uuid.UUID(tenant["id"])) is None
-        actions = await audit_actions(dbs, slug)
-        assert actions.count("sla.alert_webhook_set") == 2 and "sla.alert_webhook_removed" in actions
-        assert (await client.post(f"{url}/remove", headers=headers, follow_redirects=False)).status_code == 404
-
-    async def test_a_bad_address_or_a_missing_secret_answers_422_and_never_echoes_the_secret(
-        self, client, browser, tenant, dbs
-    ):
-        slug = tenant["slug"]
-        headers = await browser("account_manager")
-        url = f"/tenants/{slug}/settings/webhook"
-        resp = await client.post(
-            url,
-            data={"url": "ftp://files.example.com", "secret": SECRET, "active": "on"},
-            headers=headers,
-            follow_redirects=False,
-        )
-        assert resp.status_code == 422
-        html = html_of(resp)
-        assert (
-            error_beside(html, "webhook-url")
-            == "The address must be a web address starting with https:// (or http://)."
-        )
-        assert value_of(html, "webhook-url") == "ftp://files.example.com" and SECRET not in html
-
-        resp = await client.post(
-            url, data={"url": "https://hooks.example.com/sla", "active": "on"}, headers=headers, follow_redirects=False
-        )
-        html = html_of(resp)
-        assert resp.status_code == 422
-        assert error_beside(html, "webhook-secret") == "The signing secret is required while none is set."
-        assert value_of(html, "webhook-url") == "https://hooks.example.com/sla"
-
-        resp = await client.post(
-            url,
-            data={"url": "https://hooks.example.com/sla", "secret": "short"},
-            headers=headers,
-            follow_redirects=False,
-        )
-        html = html_of(resp)
-        assert error_beside(html, "webhook-secret") == "The signing secret needs at least 24 characters."
-        assert "short" not in html.split('id="webhook-secret"')[1].split(">")[0]
-        async with dbs.control_session() as session:
-            assert await session.get(AlertWebhook, uuid.UUID(tenant["id"])) is None
 
 
 class TestSlaNavigation:
