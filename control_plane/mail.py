@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -191,7 +192,7 @@ def mail_handler(ctx: JobContext) -> Handler:
                     html=html,
                     template=payload["template"],
                     locale=payload.get("locale") or "en",
-                    tenant_id=payload.get("tenant_id"),
+                    tenant_id=uuid.UUID(payload["tenant_id"]) if payload.get("tenant_id") else None,
                     attachments=list(payload.get("attachments") or []),
                     status="kept",
                     attempts=0,

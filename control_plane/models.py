@@ -145,7 +145,7 @@ class MailMessage(ControlBase):
     html: Mapped[str] = mapped_column(sa.Text)
     template: Mapped[str] = mapped_column(sa.String(100))
     locale: Mapped[str] = mapped_column(sa.String(20))
-    tenant_id: Mapped[str | None] = mapped_column(sa.String(36))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     attachments: Mapped[list[Any]] = mapped_column(sa.JSON)
     status: Mapped[str] = mapped_column(sa.String(12))  # kept | sending | sent | failed
     attempts: Mapped[int] = mapped_column(default=0)

@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("html", sa.Text(), nullable=False),
         sa.Column("template", sa.String(length=100), nullable=False),
         sa.Column("locale", sa.String(length=20), nullable=False),
-        sa.Column("tenant_id", sa.String(length=36), nullable=True),
+        sa.Column("tenant_id", sa.Uuid(), nullable=True),
         sa.Column("attachments", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
