@@ -24,6 +24,12 @@ def _events(value: list[str] | None) -> list[str] | None:
     return sorted(set(value), key=EVENT_TYPES.index)
 
 
+def _url(value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+    if value is not None and len(str(value)) > 2000:
+        raise ValueError("at most 2000 characters")
+    return value
+
+
 class EndpointIn(Input):
     """The body of ``POST /api/v1/tenants/{slug}/webhook-endpoints``."""
 
@@ -33,6 +39,7 @@ class EndpointIn(Input):
     enabled: bool = True
 
     _check_events = field_validator("events")(_events)
+    _check_url = field_validator("url")(_url)
 
 
 class EndpointPatch(Input):
@@ -44,6 +51,7 @@ class EndpointPatch(Input):
     enabled: bool | None = None
 
     _check_events = field_validator("events")(_events)
+    _check_url = field_validator("url")(_url)
 
 
 class ThresholdIn(Input):

@@ -34,12 +34,15 @@ from webhooks.schemas import ThresholdIn
 
 log = structlog.get_logger("bpo.webhooks")
 TEMPLATE = "usage_threshold_reached"
+LIMIT = Decimal(10) ** 15
 
 
 def _value(metric: str, raw: str) -> str:
     try:
         value = Decimal(raw.strip())
     except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or value >= LIMIT:  # NaN, Infinity, or beyond any month's usage
         value = Decimal(-1)
     if metric == "contacts":
         if value != value.to_integral_value() or value <= 0:

@@ -280,21 +280,18 @@ class TestAlerts:
         listed = await client.get(f"/api/v1/tenants/{t.slug}/sla/alerts", headers=staff_headers)
         assert [a["status"] for a in listed.json()] == ["breached", "at_risk"]
 
-        sent = await dispatch_due(
+        # (Other tests' endpoints may have attempts due too: the receiver's requests are what counts.)
+        await dispatch_due(
             dbs, handlers(JobContext(settings, dbs, keyring)), kinds=["webhook"], now=local(2026, 10, 29)
         )
-        assert sent == {"sent": 2, "retry": 0, "dead": 0}
         bodies = [Webhook(secret).verify(body, headers) for headers, body in received]  # raises unless signed
         assert [(b["type"], b["data"]["status"]) for b in bodies] == [
             ("sla.at_risk", "at_risk"),
             ("sla.breached", "breached"),
         ]
         assert len({headers["webhook-id"] for headers, _ in received}) == 2
-        assert await dispatch_due(dbs, handlers(JobContext(settings, dbs, keyring)), kinds=["webhook"]) == {
-            "sent": 0,
-            "retry": 0,
-            "dead": 0,
-        }
+        await dispatch_due(dbs, handlers(JobContext(settings, dbs, keyring)), kinds=["webhook"])
+        assert len(received) == 2  # each alert once
 
 
 class TestAccess:
