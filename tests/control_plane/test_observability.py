@@ -119,13 +119,15 @@ class TestTraces:
             headers={"Authorization": f"Bearer {api_key}"},
         )
         assert resp.status_code == 200 and resp.json()["accepted"] == 1, resp.text
-        webhook_secret = "whsec_" + uuid.uuid4().hex
-        hook = await client.put(
-            f"/api/v1/tenants/{t.slug}/sla/webhook",
-            json={"url": "https://hooks.example.com/sla?token=" + webhook_secret, "secret": webhook_secret},
+        url_token = uuid.uuid4().hex
+        hook = await client.post(
+            f"/api/v1/tenants/{t.slug}/webhook-endpoints",
+            json={"url": "https://hooks.example.com/sla?token=" + url_token, "events": ["sla.breached"]},
             headers=staff_headers,
         )
-        assert hook.status_code == 200, hook.text
+        assert hook.status_code == 201, hook.text
+        webhook_secret = hook.json()["secret"]
+        assert webhook_secret.startswith("whsec_")
         await client.get(f"/tenants?search={ref}", headers=staff_headers)
         await client.__aexit__(None, None, None)
         await client.__aenter__()
@@ -143,6 +145,7 @@ class TestTraces:
             ref,
             ticket,
             webhook_secret,
+            url_token,
         }
         for s in spans:
             keys = set(s["attributes"]) | {k for e in s["events"] for k in e}

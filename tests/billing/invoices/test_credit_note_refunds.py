@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from billing.invoices import service
+from billing.invoices import payments, service
 from billing.invoices.models import CreditNote, Invoice, InvoiceLineRow
 from billing.providers.cli import payments_group
 from billing.providers.credits import CREDIT_NOTE, follow_up_awaiting
@@ -110,6 +110,7 @@ async def _invoice(db: Databases, settings, keyring, provider: str, now: datetim
             status="finalized", number=f"INV-T-{uuid.uuid4().hex[:8]}", contract_version=1,
             usage_subtotal_minor=100000, credit_total_minor=0, total_minor=100000, net_total_minor=100000,
             tax_total_minor=0, tax_lines=[], counts={}, drafts=1, drafted_at=now, finalized_at=now, provider=provider,
+            payment_status="open", payment_status_at=now,
             lines=[InvoiceLineRow(position=1, kind="ai_resolved", description="AI-resolved contacts", quantity=1000,
                                   unit_price=Decimal(1), amount_minor=100000)],
         )  # fmt: skip
@@ -146,7 +147,7 @@ async def _sent_and_paid(world: World, provider: str, clock: datetime) -> Invoic
             world.stripe.pay(invoice.provider_invoice_id)
         else:
             world.polar.pay(invoice.provider_invoice_id)
-        assert await service.mark_paid(session, ACTOR, invoice, now=clock, source="test")
+        assert await payments.mark_paid(session, ACTOR, invoice, now=clock, source="test")
     return invoice
 
 
@@ -251,7 +252,8 @@ async def test_reconcile_names_records_missing_on_either_side_and_status(world):
         f"invoice_id {stripe_invoice.id})",
     ]
     async with world.db.control_transaction() as session:
-        await service.mark_paid(session, ACTOR, await session.get_one(Invoice, polar_invoice.id), now=clock, source="t")
+        paid = await session.get_one(Invoice, polar_invoice.id)
+        await payments.mark_paid(session, ACTOR, paid, now=clock, source="t")
         note = await service.issue_credit_note(
             session, ACTOR, polar_invoice.id, {"amount": "1", "reason": "x"}, now=clock
         )
@@ -289,7 +291,7 @@ async def test_a_credit_note_on_an_open_invoice_lowers_what_is_due(world, provid
     async with world.db.control_transaction() as session:
         assert await follow_up_awaiting(session, now=clock) == 0  # not paid here yet
         paid = await session.get_one(Invoice, invoice.id)
-        assert await service.mark_paid(session, ACTOR, paid, now=clock, source="test")
+        assert await payments.mark_paid(session, ACTOR, paid, now=clock, source="test")
     async with world.db.control_transaction() as session:
         assert await follow_up_awaiting(session, now=clock) == 1
     async with world.db.control_transaction() as session:
