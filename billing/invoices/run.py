@@ -3,9 +3,10 @@ that settled, in chunks of tenants, each chunk one transaction with batched read
 
 Per chunk: the tenants, their contracts in force, open drafts with their lines, excluded windows
 and the tenants with earlier invoices to adjust are read in one query each, and every tenant's
-period counts in a few grouped statements (``counting.many_period_counts``), the next chunk's counts
-being read in a session of their own while this one is rated and written. A draft whose lines and
-contract version are unchanged writes nothing. Rating and saving are the same functions as
+period counts in a few grouped statements (``counting.many_period_counts``), the next `READ_AHEAD`
+chunks' counts being read, each in a session of its own, while this one is rated and written; its
+new lines go in one INSERT and its audit entries in one append. A draft whose lines and contract
+version are unchanged writes nothing. Rating and saving are the same functions as
 ``service.draft_invoice``'s (the API path).
 """
 
