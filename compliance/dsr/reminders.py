@@ -9,12 +9,10 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from compliance.dsr.deadlines import DUE_SOON_DAYS
-from compliance.dsr.models import SubjectRequest
+from compliance.dsr.due_soon import requests_due_soon
 from control_plane.database import utcnow
 from control_plane.mail import queue_mail
 from control_plane.models import User
-from tenants.models import Tenant
 
 OFFICER_ROLE = "compliance_officer"
 
@@ -30,24 +28,11 @@ async def queue_deadline_reminders(
     """Queue the reminders of open requests due within ``DUE_SOON_DAYS`` days (not yet past); returns how
     many requests are reminded of (again on every run: the outbox keys make the second time add nothing)."""
     now = now or utcnow()
-    today = today or now.date()
     officers = await compliance_officers(session)
     if not officers:
         return 0
-    deadline = sa.func.coalesce(SubjectRequest.extended_due_on, SubjectRequest.due_on)
-    stmt = (
-        sa.select(SubjectRequest, Tenant)
-        .join(Tenant, Tenant.id == SubjectRequest.tenant_id)
-        .where(
-            SubjectRequest.status == "open",
-            deadline >= today,
-            deadline <= date.fromordinal(today.toordinal() + DUE_SOON_DAYS),
-        )
-        .order_by(SubjectRequest.id)
-    )
-    count = 0
-    for request, tenant in (await session.execute(stmt)).all():
-        due = request.deadline
+    due_soon = await requests_due_soon(session, now=now, today=today)
+    for request, tenant, due, left in due_soon:
         await queue_mail(
             session,
             to=officers,
@@ -59,12 +44,11 @@ async def queue_deadline_reminders(
                 "kind": request.kind,
                 "regime": request.regime,
                 "due_on": due.isoformat(),
-                "days_left": (due - today).days,
+                "days_left": left,
                 "url": f"{public_url}/tenants/{tenant.slug}/privacy/requests/{request.id}",
             },
             key=f"subject_request.due_soon:{request.id}:{due.isoformat()}",
             tenant_id=str(tenant.id),
             now=now,
         )
-        count += 1
-    return count
+    return len(due_soon)
