@@ -45,23 +45,31 @@ def _last_month_contacts() -> tuple[str, list[dict]]:
     return f"{start:%Y-%m}", out
 
 
+STAFF = Principal("user", "am@bpo.test", "account_manager")
+
+
+async def berlin_tenant(settings, dbs, keyring, slug: str, name: str, profile: dict | None = None) -> None:
+    """A Berlin/EUR tenant routed to the eu cell, its contracts settling at once (no reopen window, no
+    grace: last month can be drafted on any day), with ``profile`` as its billing profile if given."""
+    terms = CONTRACT | {"currency": "EUR", "effective_from": "2020-01-01", "reopen_window_hours": 0,
+                        "late_grace_hours": 0}  # fmt: skip
+    async with dbs.control_transaction() as session:
+        spec = {"slug": slug, "name": name, "home_region": "eu", "timezone": ZONE, "currency": "EUR", "markets": ["DE"]}
+        await tenants.create_tenant(session, STAFF, spec, regions=settings.regions, keyring=keyring)
+        await tenants.add_contract_version(session, STAFF, slug, terms)
+        await tenants.set_residency(
+            session, STAFF, slug, {"markets": {"DE": "eu"}}, regions=settings.regions, today=utcnow().date()
+        )
+        if profile is not None:
+            await finance.put_profile(session, STAFF, slug, profile, now=utcnow())
+
+
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 async def test_an_account_manager_drafts_finalizes_and_credits_an_invoice(
     settings, live, dbs, keyring, page, output_dir
 ):
     slug, name = f"bill-{uuid.uuid4().hex[:6]}", "Brisk Outfitters"
-    staff = Principal("user", "am@bpo.test", "account_manager")
-    # Contacts settle at once (no reopen window, no grace), so last month can be drafted on any day.
-    terms = CONTRACT | {"currency": "EUR", "effective_from": "2020-01-01", "reopen_window_hours": 0,
-                        "late_grace_hours": 0}  # fmt: skip
-    async with dbs.control_transaction() as session:
-        spec = {"slug": slug, "name": name, "home_region": "eu", "timezone": ZONE, "currency": "EUR", "markets": ["DE"]}
-        await tenants.create_tenant(session, staff, spec, regions=settings.regions, keyring=keyring)
-        await tenants.add_contract_version(session, staff, slug, terms)
-        await tenants.set_residency(
-            session, staff, slug, {"markets": {"DE": "eu"}}, regions=settings.regions, today=utcnow().date()
-        )
-        await finance.put_profile(session, staff, slug, UNTAXED_PROFILE, now=utcnow())  # finalizing needs one
+    await berlin_tenant(settings, dbs, keyring, slug, name, UNTAXED_PROFILE)
     period, contacts = _last_month_contacts()
     result = await ingest_contacts(dbs, keyring, None, slug, contacts)
     assert not result.rejected and result.accepted == len(contacts), result.rejected[:3]

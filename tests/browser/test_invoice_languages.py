@@ -15,12 +15,8 @@ from playwright.async_api import expect
 
 from billing.invoices.i18n import Document
 from billing.metering.service import ingest_contacts
-from control_plane.auth import Principal
-from control_plane.database import utcnow
-from tenants import service as tenants
-from tenants.demo import CONTRACT
 from tests.browser.conftest import password_user, sign_in_with_password
-from tests.browser.test_billing_journey import ZONE, _last_month_contacts
+from tests.browser.test_billing_journey import _last_month_contacts, berlin_tenant
 
 pytestmark = pytest.mark.browser
 
@@ -28,16 +24,7 @@ pytestmark = pytest.mark.browser
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 async def test_the_invoice_in_german_then_japanese_page_and_pdf(settings, live, dbs, keyring, page, output_dir):
     slug, name = f"lang-{uuid.uuid4().hex[:6]}", "Kirschblüte GmbH"
-    staff = Principal("user", "am@bpo.test", "account_manager")
-    terms = CONTRACT | {"currency": "EUR", "effective_from": "2020-01-01", "reopen_window_hours": 0,
-                        "late_grace_hours": 0}  # fmt: skip
-    async with dbs.control_transaction() as session:
-        spec = {"slug": slug, "name": name, "home_region": "eu", "timezone": ZONE, "currency": "EUR", "markets": ["DE"]}
-        await tenants.create_tenant(session, staff, spec, regions=settings.regions, keyring=keyring)
-        await tenants.add_contract_version(session, staff, slug, terms)
-        await tenants.set_residency(
-            session, staff, slug, {"markets": {"DE": "eu"}}, regions=settings.regions, today=utcnow().date()
-        )
+    await berlin_tenant(settings, dbs, keyring, slug, name)
     _period, contacts = _last_month_contacts()
     result = await ingest_contacts(dbs, keyring, None, slug, contacts)
     assert not result.rejected, result.rejected[:3]

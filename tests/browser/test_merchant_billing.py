@@ -15,16 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import expect
 
-from billing.finance import service as finance
 from billing.invoices import service as invoices
 from billing.metering.service import ingest_contacts
-from control_plane.auth import Principal
 from control_plane.database import utcnow
-from tenants import service as tenants
-from tenants.demo import CONTRACT
 from tests.billing.conftest import UNTAXED_PROFILE, contact
 from tests.browser.conftest import password_user, sign_in_with_password
-from tests.browser.test_billing_journey import ZONE, _last_month_contacts
+from tests.browser.test_billing_journey import STAFF, ZONE, _last_month_contacts, berlin_tenant
 
 pytestmark = pytest.mark.browser
 
@@ -42,24 +38,14 @@ async def test_a_merchant_reads_the_estimate_and_the_itemised_usage_of_its_invoi
     settings, live, dbs, keyring, page, output_dir
 ):
     slug, name = f"est-{uuid.uuid4().hex[:6]}", "Estimate Outfitters"
-    staff = Principal("user", "am@bpo.test", "account_manager")
-    terms = CONTRACT | {"currency": "EUR", "effective_from": "2020-01-01", "reopen_window_hours": 0,
-                        "late_grace_hours": 0}  # fmt: skip
-    async with dbs.control_transaction() as session:
-        spec = {"slug": slug, "name": name, "home_region": "eu", "timezone": ZONE, "currency": "EUR", "markets": ["DE"]}
-        await tenants.create_tenant(session, staff, spec, regions=settings.regions, keyring=keyring)
-        await tenants.add_contract_version(session, staff, slug, terms)
-        await tenants.set_residency(
-            session, staff, slug, {"markets": {"DE": "eu"}}, regions=settings.regions, today=utcnow().date()
-        )
-        await finance.put_profile(session, staff, slug, UNTAXED_PROFILE, now=utcnow())
+    await berlin_tenant(settings, dbs, keyring, slug, name, UNTAXED_PROFILE)
     period, last_month = _last_month_contacts()
     running = _this_month_contacts(8)
     result = await ingest_contacts(dbs, keyring, None, slug, last_month + running)
     assert not result.rejected and result.accepted == len(last_month) + len(running), result.rejected[:3]
     async with dbs.control_transaction() as session:
-        draft, _changed = await invoices.draft_invoice(session, staff, slug, period, now=utcnow())
-        invoice = await invoices.finalize_invoice(session, staff, draft.id, now=utcnow())
+        draft, _changed = await invoices.draft_invoice(session, STAFF, slug, period, now=utcnow())
+        invoice = await invoices.finalize_invoice(session, STAFF, draft.id, now=utcnow())
         number = invoice.number
         usage = [line for line in invoice.lines if line.kind.endswith("_resolved")]
         quantities, charges = {line.kind: line.quantity for line in usage}, {line.description for line in usage}
