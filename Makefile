@@ -22,11 +22,13 @@ install: $(VENV)/.installed
 demo: install fonts
 	$(VENV)/bin/bpoctl demo
 
-## Run every test (SQLite; PostgreSQL too when BPO_TEST_POSTGRES_URL is set).
+## Run every test (SQLite; PostgreSQL too when BPO_TEST_POSTGRES_URL is set), in TEST_WORKERS
+## processes (pytest-xdist; one per CPU by default; each makes its own databases).
+TEST_WORKERS ?= auto
 test: install browser fonts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 # Debian's Chromium for the Playwright tests (no browser download: Playwright drives /usr/bin/chromium).
 browser:

@@ -95,11 +95,11 @@ def create_app(
     settings = settings or load_settings()
     configure_logging()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    owns_db = db is None  # engines made here are disposed of when the app stops
     db = db or Databases(settings.database)
     keyring = KeyRing.load_or_create(settings.keyring_path)
     secret = _session_secret(settings)
     state = State({"settings": settings, "db": db, "keyring": keyring, "oidc": None})
-    owns_db = db is None
     # Spans are exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (control_plane.telemetry).
     tracing = telemetry.enable_tracing([db.control, *db.cells.values()])
 
