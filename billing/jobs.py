@@ -7,6 +7,7 @@ import structlog
 from billing.invoices.dunning import run_dunning
 from billing.invoices.run import draft_due_invoices
 from billing.metering.deltas import apply_pending
+from billing.metering.partitions import create_partitions_ahead
 from compliance.service import SystemActor
 from control_plane import database
 from control_plane.database import Databases
@@ -58,3 +59,9 @@ async def rollup_deltas(ctx: JobContext) -> int:
 async def dunning(ctx: JobContext) -> dict[str, int]:
     """Overdue invoices, reminders and suspensions as each contract's dunning schedule says (idempotent)."""
     return await run_dunning(ctx.db, now=database.utcnow())  # read at call time: the clock tests freeze
+
+
+async def contact_partitions(ctx: JobContext) -> int:
+    """PostgreSQL cells: the contacts partitions of this month and the next ones, and of the months
+    held by the DEFAULT partition (`billing.metering.partitions`); idempotent."""
+    return sum(len(names) for names in (await create_partitions_ahead(ctx.db)).values())

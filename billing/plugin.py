@@ -45,6 +45,7 @@ DOMAIN = Domain(
         "draft_invoices": (3600, jobs.draft_invoices),
         "dunning": (3600, jobs.dunning),
         "rollup_deltas": (10, jobs.rollup_deltas),
+        "contact_partitions": (3600, jobs.contact_partitions),
         "credit_note_followups": (300, credit_note_followups),
     },
     outbox_handlers=PAYMENT_HANDLERS,

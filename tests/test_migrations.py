@@ -9,14 +9,14 @@ from alembic.script import ScriptDirectory
 
 from control_plane.database import CellBase, ControlBase, load_models
 from control_plane.migrate import alembic_config
-from migrations.env_common import sync_url
+from migrations.env_common import COMPARE_OPTIONS, sync_url
 
 
 def _drift(url: str, metadata: sa.MetaData) -> list:
     engine = sa.create_engine(sync_url(url))
     try:
         with engine.connect() as conn:
-            return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+            return compare_metadata(MigrationContext.configure(conn, opts=COMPARE_OPTIONS), metadata)
     finally:
         engine.dispose()
 

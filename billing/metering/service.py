@@ -206,7 +206,7 @@ async def _write_region(
         try:
             async with db.cell_session(region) as cell, cell.begin():
                 return await write_to_cell(cell, ctx, items, now, probe_first=attempt == 1)
-        except psycopg.errors.UniqueViolation:
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):  # a lock after a copy (cell_writes)
             if attempt == WRITE_ATTEMPTS:
                 raise
             attempt += 1
