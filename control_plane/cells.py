@@ -159,3 +159,9 @@ async def holding(db: Databases, tenant_id: uuid.UUID) -> list[str]:
         placed = await read_placement(db, tenant_id, region) if len(names) > 1 else None
         out += [placed] if placed else names
     return out
+
+
+async def placements(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, str]:
+    """``{region: cell}`` of the tenant's placements (regions with several cells), for its pages."""
+    rows = await session.execute(sa.select(TenantCell.region, TenantCell.cell).where(TenantCell.tenant_id == tenant_id))
+    return dict(rows.all())

@@ -271,13 +271,15 @@ class TestMoveUnderIngest:
         assert int(counted) == len(sent)
         assert [(a.data["from"], a.data["to"]) for a in audit] == [(source, target)]
 
-    async def test_moving_back_and_to_the_same_cell(self, client, dbs, ingest_tenant):
+    async def test_moving_back_and_to_the_same_cell(self, client, dbs, ingest_tenant, staff_headers):
         t = await ingest_tenant()
         resp = await client.post(t.path(), json=[contact(f"b-{i}") for i in range(50)], headers=t.headers)
         assert resp.status_code == 200
         home = await placement(dbs, t.id)
         away = "eu-2" if home == "eu-1" else "eu-1"
         there = await moves.move_tenant(dbs, SYSTEM, t.slug, "eu", away)
+        page = await client.get(f"/tenants/{t.slug}", headers=staff_headers)
+        assert f'cell <span class="placement">{away}</span>' in page.text  # the staff page shows the cell
         back = await moves.move_tenant(dbs, SYSTEM, t.slug, "eu", home)
         assert (there.contacts, back.contacts, back.rollups_match) == (50, 50, True)
         again = await moves.move_tenant(dbs, SYSTEM, t.slug, "eu", home)
