@@ -95,7 +95,8 @@ async def _catch_up(src: AsyncSession, dst: AsyncSession, tenant_id: uuid.UUID, 
     """Under the fence: make the target's rows and pending deltas equal to the source's."""
     here, there = await _rows(src, tenant_id), await _rows(dst, tenant_id)
     changed = [external_id for external_id, row in here.items() if there.get(external_id) != row]
-    stale = [external_id for external_id in there if external_id not in here or external_id in changed]
+    redo = set(changed)
+    stale = [external_id for external_id in there if external_id not in here or external_id in redo]
     for start in range(0, len(stale), CHUNK):
         await dst.execute(
             sa.delete(Contact).where(

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from billing.metering import deltas, moves
 from billing.metering.cli import rebuild_rollups
@@ -22,6 +23,7 @@ from billing.metering.models import Contact, RollupDelta
 from compliance.models import AuditEntry
 from control_plane import cells
 from control_plane.actors import SYSTEM
+from control_plane.cli import main as bpoctl
 from control_plane.database import Databases
 from control_plane.migrate import upgrade_all
 from control_plane.settings import Settings, cell_region, load_settings
@@ -31,7 +33,7 @@ from tests.conftest import BACKENDS, _pg_admin_dsn, _pg_url, drop_databases
 CELLS = ["control", "eu-1", "eu-2", "us", "sg", "cn"]
 
 
-def two_eu_cells(backend: str, tmp: Path) -> tuple[Settings, list[str]]:
+def two_eu_cells(backend: str, tmp: Path) -> tuple[Settings, list[str], dict[str, str]]:
     env = {"BPO_DATA_DIR": str(tmp), "BPO_ALLOW_PRIVATE_WEBHOOKS": "1"}
     created: list[str] = []
     if backend == "postgres":
@@ -44,15 +46,15 @@ def two_eu_cells(backend: str, tmp: Path) -> tuple[Settings, list[str]]:
         env["BPO_CELL_URLS"] = ",".join(f"{c}={_pg_url(f'{stem}_' + c.replace('-', '_'))}" for c in CELLS[1:])
     else:
         env["BPO_CELL_URLS"] = ",".join(f"{c}=sqlite+aiosqlite:///{tmp / f'cell-{c}.db'}" for c in ("eu-1", "eu-2"))
-    return load_settings(env), created
+    return load_settings(env), created, env
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    settings, created = two_eu_cells(request.param, tmp_path_factory.mktemp(f"cells-{request.param}"))
+    settings, created, env = two_eu_cells(request.param, tmp_path_factory.mktemp(f"cells-{request.param}"))
     upgrade_all(settings)
     try:
-        yield replace(settings, extra={"backend": request.param})
+        yield replace(settings, extra={"backend": request.param, **{f"env:{k}": v for k, v in env.items()}})
     finally:
         drop_databases(created)
 
@@ -286,3 +288,26 @@ class TestMoveUnderIngest:
         assert (again.copied, again.removed) == (0, 0)
         assert len(await tenant_rows(dbs, home, t.id)) == 50
         assert await tenant_rows(dbs, away, t.id) == {}
+
+
+class TestMoveCommand:
+    async def test_bpoctl_tenants_move(self, client, dbs, settings, ingest_tenant):
+        t = await ingest_tenant()
+        resp = await client.post(t.path(), json=[contact(f"cli-{i}") for i in range(12)], headers=t.headers)
+        assert resp.status_code == 200
+        home = await placement(dbs, t.id)
+        away = "eu-2" if home == "eu-1" else "eu-1"
+        env = {k.removeprefix("env:"): v for k, v in settings.extra.items() if k.startswith("env:")}
+        runner = CliRunner()
+        moved = await asyncio.to_thread(
+            runner.invoke, bpoctl, ["tenants", "move", t.slug, "--region", "eu", "--to", away], env=env
+        )
+        assert moved.exit_code == 0, moved.output
+        assert f"{t.slug} eu: {home} -> {away}: 12 contacts" in moved.output
+        assert "rollups match the recount" in moved.output
+        refused = await asyncio.to_thread(
+            runner.invoke, bpoctl, ["tenants", "move", t.slug, "--region", "eu", "--to", "sg"], env=env
+        )
+        assert refused.exit_code == 1
+        assert "'sg' is not a cell of region 'eu'" in refused.output
+        assert sorted(await tenant_rows(dbs, away, t.id)) == sorted(f"cli-{i}" for i in range(12))
