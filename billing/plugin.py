@@ -17,7 +17,7 @@ from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.invoices.payment_controllers import ROUTES as PAYMENT_ROUTES
 from billing.invoices.payment_pages import PAGE_ROUTES as PAYMENT_PAGES
 from billing.invoices.schemas import CreditNoteIn, ReasonIn, VoidIn
-from billing.metering.cli import rollups_group, webhooks_group
+from billing.metering.cli import rollups_group, tenants_group, webhooks_group
 from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
 from billing.metering.metrics import pending_deltas
@@ -50,7 +50,7 @@ DOMAIN = Domain(
     },
     outbox_handlers=PAYMENT_HANDLERS,
     mail_attachments={INVOICE_PDF: invoice_pdf},
-    commands=[rollups_group, webhooks_group, payments_group],
+    commands=[rollups_group, webhooks_group, payments_group, tenants_group],
     readiness=[rollups_ready],
     metrics=[pending_deltas, drafts_awaiting],
     on_start=[jobs.settle_at_start],

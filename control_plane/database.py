@@ -1,4 +1,8 @@
-"""Database engines and sessions: one control database and one cell database per region.
+"""Database engines and sessions: one control database and one or more cell databases per region.
+
+A cell is named ``<region>`` or ``<region>-<suffix>`` (``eu``, ``eu-1``, ``eu-2``); ``Databases.cells``
+maps cell names to engines, ``cell_regions`` each cell to its region. Which cell of a region holds a
+tenant's contacts is the placement (``control_plane.cells``).
 
 Models of the control database derive from :class:`ControlBase`, models of the region cells from
 :class:`CellBase`; each has its own metadata and its own Alembic line under ``migrations/``.
@@ -22,7 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from control_plane.settings import DatabaseSettings
+from control_plane.settings import DatabaseSettings, cell_region
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -154,21 +158,26 @@ def _fault(exc: Exception) -> str:
 
 
 class Databases:
-    """The engines of one process: the control database and every region cell."""
+    """The engines of one process: the control database and every cell of every region."""
 
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
         self.regions = settings.regions  # the region registry: region -> regime
         self.control = make_engine(settings.control_url, echo=settings.echo)
-        self.cells = {region: make_engine(url, echo=settings.echo) for region, url in settings.cell_urls.items()}
+        self.cells = {cell: make_engine(url, echo=settings.echo) for cell, url in settings.cell_urls.items()}
+        self.cell_regions = {cell: cell_region(cell, self.regions) for cell in self.cells}
         self._control_sessions = async_sessionmaker(self.control, expire_on_commit=False)
         # Each statement its own transaction: no BEGIN and ROLLBACK round trips around a lone read.
         self._control_autocommit = async_sessionmaker(
             self.control.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
         self._cell_sessions = {
-            region: async_sessionmaker(engine, expire_on_commit=False) for region, engine in self.cells.items()
+            cell: async_sessionmaker(engine, expire_on_commit=False) for cell, engine in self.cells.items()
         }
+
+    def cells_of(self, region: str) -> list[str]:
+        """The cells of a region, by name (empty for a region with no cell)."""
+        return sorted(c for c, r in self.cell_regions.items() if r == region)
 
     def control_session(self) -> AsyncSession:
         return self._control_sessions()
@@ -179,11 +188,12 @@ class Databases:
         ROLLBACK/COMMIT of a transaction would be two more round trips."""
         return self._control_autocommit()
 
-    def cell_session(self, region: str) -> AsyncSession:
+    def cell_session(self, cell: str) -> AsyncSession:
+        """A session on one cell, by cell name (a region's name is its cell's when it has one only)."""
         try:
-            return self._cell_sessions[region]()
+            return self._cell_sessions[cell]()
         except KeyError:
-            raise LookupError(f"no cell is configured for region {region!r}") from None
+            raise LookupError(f"no cell {cell!r} is configured") from None
 
     @asynccontextmanager
     async def control_transaction(self) -> AsyncIterator[AsyncSession]:

@@ -152,3 +152,8 @@ class MailMessage(ControlBase):
     last_error: Mapped[str | None] = mapped_column(sa.String(1000))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+# The placement table lives beside its rules (control_plane.cells); imported here so that the
+# metadata (and Alembic) know it wherever the models are loaded.
+from control_plane.cells import TenantCell  # noqa: E402, F401

@@ -24,10 +24,25 @@ def _parse_pairs(raw: str, name: str) -> dict[str, str]:
     return out
 
 
+def cell_region(cell: str, regions: dict[str, str] | list[str]) -> str:
+    """The region of a cell name: ``<region>`` or ``<region>-<suffix>`` with the region in the registry."""
+    if cell in regions:
+        return cell
+    region, sep, suffix = cell.rpartition("-")
+    while sep:
+        if region in regions and suffix:
+            return region
+        region, sep, _ = region.rpartition("-")
+    raise ValueError(
+        f"BPO_CELL_URLS: cell {cell!r} is neither a region of the registry {sorted(regions)} nor "
+        "'<region>-<suffix>' of one (e.g. eu-2)"
+    )
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     control_url: str
-    cell_urls: dict[str, str]
+    cell_urls: dict[str, str]  # cell name (``eu``, ``eu-1``, ``eu-2``) -> URL
     echo: bool = False
     # The region registry (region -> regime, ``BPO_REGIONS``): which regime each cell's data is under.
     regions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REGIONS))
@@ -85,11 +100,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     regions = _parse_pairs(env["BPO_REGIONS"], "BPO_REGIONS") if env.get("BPO_REGIONS") else dict(DEFAULT_REGIONS)
     control_url = env.get("BPO_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'control.db'}"
     cell_urls = _parse_pairs(env.get("BPO_CELL_URLS", ""), "BPO_CELL_URLS")
-    unknown = sorted(set(cell_urls) - set(regions))
-    if unknown:
-        raise ValueError(f"BPO_CELL_URLS: regions {unknown} are not in the region registry {sorted(regions)}")
+    covered = {cell_region(cell, regions) for cell in cell_urls}  # raises on a cell of no known region
     for region in regions:
-        cell_urls.setdefault(region, f"sqlite+aiosqlite:///{data_dir / f'cell-{region}.db'}")
+        if region not in covered:  # a region with no cell named gets the embedded default, one cell
+            cell_urls[region] = f"sqlite+aiosqlite:///{data_dir / f'cell-{region}.db'}"
     provider = env.get("BPO_PAYMENT_PROVIDER", "none")
     if provider not in {"none", "polar", "stripe"}:
         raise ValueError(f"BPO_PAYMENT_PROVIDER: expected none, polar or stripe, got {provider!r}")

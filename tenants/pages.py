@@ -20,6 +20,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import cells
 from control_plane.auth import EVERYONE, ONBOARDING, ApiScope, Principal, Role, policy
 from control_plane.errors import DomainError, InvalidInput, record_refusal
 from control_plane.keyring import KeyRing
@@ -97,6 +98,7 @@ async def _tenant_page(
             "checklist": await service.checklist(session, tenant),
             "contracts": await service.contract_versions(session, principal, slug),
             "residency": await service.residency_view(session, tenant, settings.regions),
+            "placements": await cells.placements(session, tenant.id),  # regions with several cells
             "mechanisms": await residency_service.list_mechanisms(
                 session, principal, slug, regions=settings.regions, today=today
             ),

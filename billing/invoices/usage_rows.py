@@ -36,6 +36,7 @@ from billing.invoices import service
 from billing.metering.models import Contact
 from billing.rating import LineKind
 from billing.rating.service import usage_lines
+from control_plane import cells
 from control_plane.database import Databases
 from control_plane.errors import Conflict
 from tenants.models import Tenant
@@ -95,7 +96,7 @@ async def billed_counts(db: Databases, scope: Scope) -> dict[str, int]:
     """Billed contacts of the scope per resolution, over every cell (one GROUP BY per cell)."""
     out = dict.fromkeys(RESOLVED, 0)
     stmt = sa.select(C.resolution, sa.func.count()).where(*_billed(scope)).group_by(C.resolution)
-    for region in db.cells:
+    for region in await cells.holding(db, scope.tenant_id):
         async with db.cell_session(region) as cell:
             for resolution, n in await cell.execute(stmt):
                 out[resolution] += int(n)
@@ -158,7 +159,7 @@ async def _merged(db: Databases, scope: Scope) -> AsyncIterator[list]:
     """Every cell's rows in one ``(resolved_at, external_id)`` order, in batches: a k-way merge of
     the cells' ordered cursors. Each round emits every buffered row up to the smallest last key of
     the cells that still have rows to send (no later row of theirs can come before it)."""
-    streams = [_cell_partitions(db, region, scope) for region in db.cells]
+    streams = [_cell_partitions(db, region, scope) for region in await cells.holding(db, scope.tenant_id)]
     buffers: list[list] = [[] for _ in streams]
     live = [True] * len(streams)
     try:

@@ -1,4 +1,4 @@
-"""The metering commands of ``bpoctl`` (rollups rebuild / apply-pending, webhooks replay)."""
+"""The metering commands of ``bpoctl`` (rollups rebuild / apply-pending, webhooks replay, tenants move)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from collections.abc import Callable
 import click
 import sqlalchemy as sa
 
-from billing.metering import deltas, rollups
+from billing.metering import deltas, moves, rollups
 from billing.metering.webhooks.service import replay_events
 from compliance.retention import has_purged_contacts
+from control_plane.actors import SYSTEM
 from control_plane.database import Databases
 from control_plane.keyring import KeyRing
 from control_plane.settings import Settings, load_settings
@@ -114,3 +115,36 @@ def webhooks_group() -> None:
 def webhooks_replay() -> None:
     """Map stored events that failed (or were never mapped) again, after a mapping fix."""
     click.echo(f"{asyncio.run(replay_webhooks(load_settings()))} events mapped")
+
+
+async def move_tenant(settings: Settings, slug: str, region: str, target: str) -> moves.MoveReport:
+    dbs = Databases(settings.database)
+    try:
+        return await moves.move_tenant(dbs, SYSTEM, slug, region, target)
+    finally:
+        await dbs.dispose()
+
+
+@click.group("tenants")
+def tenants_group() -> None:
+    """Tenants across cells."""
+
+
+@tenants_group.command("move")
+@click.argument("slug")
+@click.option("--region", required=True, help="the region whose cell changes, e.g. eu")
+@click.option("--to", "target", required=True, help="the target cell of that region, e.g. eu-2")
+def tenants_move(slug: str, region: str, target: str) -> None:
+    """Move the tenant's contacts and pending rollup deltas in REGION to another cell, while it ingests."""
+    try:
+        r = asyncio.run(move_tenant(load_settings(), slug, region, target))
+    except moves.MoveRefused as exc:
+        click.echo(f"not moved: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"{r.slug} {r.region}: {r.source} -> {r.target}: {r.contacts} contacts ({r.copied} bulk, {r.caught_up} "
+        f"under the fence), {r.deltas} pending deltas, {r.removed} source rows removed; rollups "
+        f"{'match the recount' if r.rollups_match else 'not checked' if r.rollups_match is None else 'DIFFER'}"
+    )
+    for note in r.notes:
+        click.echo(f"  {note}")

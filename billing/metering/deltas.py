@@ -6,7 +6,9 @@ is a no-op) and dropped from the cell. `DeltaApplier` does that right after the 
 several batches per control transaction; `apply_pending` applies what a stopped process or a
 failed application left behind (the ``rollup_deltas`` job, a starting server, reads that settle a
 tenant first, ``bpoctl rollups apply-pending``). The sums commute (`rollups.add_to_rollups`), so
-the order in which deltas arrive does not matter.
+the order in which deltas arrive does not matter. A ``region`` argument here names a cell
+(``Databases.cells``: ``eu``, or ``eu-1``/``eu-2`` in a region with several); a tenant move copies
+pending deltas with their ids, and the receipts make each count once whichever cell applies it.
 """
 
 from __future__ import annotations

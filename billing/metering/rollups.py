@@ -32,6 +32,7 @@ from billing.metering.models import (
     ContactRollup,
     RollupDelta,
 )
+from control_plane import cells
 from control_plane.database import Databases
 from tenants.calendar import BusinessCalendar, ceil_seconds, load_calendar
 
@@ -316,7 +317,7 @@ async def recount(db: Databases, tenant_id: uuid.UUID, timezone: str) -> dict[Ke
     async with db.control_session() as session:
         calendar = await load_calendar(session, tenant_id)
     total = DeltaSum()
-    for region in db.cells:
+    for region in await cells.holding(db, tenant_id):  # a move's copy in progress is not counted twice
         async with db.cell_session(region) as cell:
             result = await cell.stream(sa.select(*RECOUNT_COLUMNS).where(Contact.tenant_id == tenant_id))
             async for row in result:  # the reference definition, not ingest's add_contact: this checks it

@@ -53,7 +53,7 @@ from billing.metering.schemas import (
     Rejection,
     validate_contact,
 )
-from control_plane import telemetry
+from control_plane import cells, telemetry
 from control_plane.auth import Principal
 from control_plane.database import Databases, utcnow
 from control_plane.errors import DomainError, is_database_fault
@@ -198,14 +198,15 @@ async def _record_errors(db: Databases, tenant_id: uuid.UUID, rejected: list[Rej
 
 async def _write_region(
     db: Databases, region: str, ctx: TenantContext, items: list[tuple[ContactIn, str | None]], now: datetime
-) -> CellOutcome:
-    """One cell's part of a batch in one transaction (see `write_to_cell`), run again (up to
-    ``WRITE_ATTEMPTS`` in all) when a concurrent batch stored one of its new contacts first."""
+) -> tuple[str, CellOutcome]:
+    """One region's part of a batch in one transaction on the tenant's cell there (see `write_to_cell`
+    and `cells.tenant_cell`), run again (up to ``WRITE_ATTEMPTS`` in all) when a concurrent batch
+    stored one of its new contacts first. Returns the cell's name and the outcome."""
     attempt = 1
     while True:
         try:
-            async with db.cell_session(region) as cell, cell.begin():
-                return await write_to_cell(cell, ctx, items, now, probe_first=attempt == 1)
+            async with cells.tenant_cell(db, ctx.id, region) as (name, cell):
+                return name, await write_to_cell(cell, ctx, items, now, probe_first=attempt == 1)
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):  # a lock after a copy (cell_writes)
             if attempt == WRITE_ATTEMPTS:
                 raise
@@ -264,7 +265,7 @@ async def ingest_contacts(
     for region in sorted(by_region):
         try:
             with telemetry.span("cell write", region=region, tenant=ctx.slug, contacts=len(by_region[region])):
-                outcome = await _write_region(db, region, ctx, by_region[region], now)
+                cell, outcome = await _write_region(db, region, ctx, by_region[region], now)
         except Exception as exc:
             log.exception("ingest into cell %s failed for tenant %s", region, ctx.slug)
             if not retry_can_help(exc):
@@ -284,13 +285,13 @@ async def ingest_contacts(
         result.updated += outcome.updated
         result.duplicates += outcome.duplicates
         if outcome.delta_id and defer_rollups:
-            result.pending.append(deltas.PendingDelta(region, outcome.delta_id, ctx.id, outcome.rows))
+            result.pending.append(deltas.PendingDelta(cell, outcome.delta_id, ctx.id, outcome.rows))
         elif outcome.delta_id:
             try:
-                await deltas.apply_delta(db, region, outcome.delta_id, ctx.id, outcome.rows)
-                await deltas.forget_delta(db, region, outcome.delta_id)
+                await deltas.apply_delta(db, cell, outcome.delta_id, ctx.id, outcome.rows)
+                await deltas.forget_delta(db, cell, outcome.delta_id)
             except Exception:  # the delta waits in the cell; apply-pending applies it exactly once
-                log.exception("rollup delta %s of cell %s left pending", outcome.delta_id, region)
+                log.exception("rollup delta %s of cell %s left pending", outcome.delta_id, cell)
     if result.rejected:
         result.rejected.sort(key=lambda r: r.index)
         await _record_errors(db, ctx.id, result.rejected, source, now)

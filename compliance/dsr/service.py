@@ -103,16 +103,18 @@ async def _subject_hash(tenant: Tenant, keyring: KeyRing, subject: str) -> str:
 
 async def _count_in_cells(db: Databases, tenant_id: uuid.UUID, digest: str, cells: list[str]) -> dict[str, int]:
     found = {}
-    for region in cells:
-        async with db.cell_session(region) as cell:
-            found[region] = int(
-                await cell.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(Contact)
-                    .where(Contact.tenant_id == tenant_id, Contact.customer_hash == digest)
+    for region in cells:  # every cell of the region: a region may have several (control_plane.cells)
+        found[region] = 0
+        for name in db.cells_of(region):
+            async with db.cell_session(name) as cell:
+                found[region] += int(
+                    await cell.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(Contact)
+                        .where(Contact.tenant_id == tenant_id, Contact.customer_hash == digest)
+                    )
+                    or 0
                 )
-                or 0
-            )
     return found
 
 
@@ -329,8 +331,8 @@ async def access_export(
     now = now or utcnow()
     cells = await tenant_cells(session, tenant, db.regions)
     contacts: list[dict[str, Any]] = []
-    for region in cells:
-        async with db.cell_session(region) as cell:
+    for region, name in ((r, n) for r in cells for n in db.cells_of(r)):
+        async with db.cell_session(name) as cell:
             rows = await cell.scalars(
                 sa.select(Contact)
                 .where(Contact.tenant_id == tenant.id, Contact.customer_hash == req.subject_hash)
@@ -363,6 +365,22 @@ def _scrub(value: Any, digest: str) -> tuple[Any, int]:
         items = [_scrub(v, digest) for v in value]
         return [v for v, _ in items], sum(m for _, m in items)
     return value, 0
+
+
+ERASE_ROUNDS = 3
+
+
+async def erase_in_region(db: Databases, region: str, tenant_id: uuid.UUID, digest: str) -> dict[str, int]:
+    """Erase in every cell of the region. A tenant move running meanwhile may copy a row before it was
+    erased into its new cell: the cells are searched again and erased again until none holds it."""
+    total = {"contacts": 0, "webhook_events": 0}
+    for _ in range(ERASE_ROUNDS):
+        for name in db.cells_of(region):
+            for k, v in (await erase_in_cell(db, name, tenant_id, digest)).items():
+                total[k] += v
+        if not (await _count_in_cells(db, tenant_id, digest, [region]))[region]:
+            break
+    return total
 
 
 async def erase_in_cell(db: Databases, region: str, tenant_id: uuid.UUID, digest: str) -> dict[str, int]:
@@ -400,7 +418,7 @@ async def erase_subject(
     now = now or utcnow()
     digest = req.subject_hash
     result = {
-        region: await erase_in_cell(db, region, tenant.id, digest)
+        region: await erase_in_region(db, region, tenant.id, digest)
         for region in await tenant_cells(session, tenant, db.regions)
     }
     req.details = {**req.details, "erased": result, "erased_at": now.isoformat()}

@@ -16,6 +16,7 @@ from billing.metering import service as metering
 from billing.metering.models import WebhookEvent
 from billing.metering.schemas import has_control_characters
 from billing.metering.webhooks import mapping, signatures
+from control_plane import cells
 from control_plane.database import Databases, utcnow
 from control_plane.errors import DomainError, FieldError, InvalidInput, NotFound, Refusal, Unauthenticated
 from control_plane.keyring import KeyRing
@@ -85,8 +86,8 @@ async def receive_webhook(
     if has_control_characters(delivery):
         raise InvalidInput([FieldError("id", "the delivery id must not contain control characters")])
     hasher = metering.CustomerRefHasher(tenants.customer_hash_key(tenant, keyring))
-    region = integration.processing_region if integration.processing_region in db.cells else tenant.home_region
-    async with db.cell_session(region) as cell, cell.begin():
+    region = integration.processing_region if db.cells_of(integration.processing_region) else tenant.home_region
+    async with cells.tenant_cell(db, tenant.id, region) as (cell_name, cell):
         insert = postgresql.insert if cell.bind.dialect.name == "postgresql" else sqlite.insert
         stored = await cell.execute(
             insert(WebhookEvent.__table__)
@@ -111,11 +112,12 @@ async def receive_webhook(
         )
     if not fresh and event.status != "received":
         return {"status": "duplicate", "delivery_id": delivery}
-    return {"delivery_id": delivery, **await process_event(db, keyring, region, event.id)}
+    return {"delivery_id": delivery, **await process_event(db, keyring, cell_name, event.id)}
 
 
 async def process_event(db: Databases, keyring: KeyRing, region: str, event_id: int) -> dict[str, Any]:
-    """Map a stored event to a contact and ingest it; records ``mapped`` or ``failed`` with the reason."""
+    """Map a stored event to a contact and ingest it; records ``mapped`` or ``failed`` with the reason.
+    ``region`` names the cell that stored the event (``Databases.cells``)."""
     async with db.cell_session(region) as cell:
         event = await cell.get(WebhookEvent, event_id)
     async with db.control_session() as session:
