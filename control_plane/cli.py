@@ -17,7 +17,7 @@ from control_plane.database import Databases
 from control_plane.demo import seed_demo
 from control_plane.errors import DomainError
 from control_plane.identity import IssuedLink, invite_user
-from control_plane.keyring import KeyRing
+from control_plane.keystore import load_keyring_sync, open_ring, start_watching, stop_watching
 from control_plane.logging import configure_logging
 from control_plane.migrate import check_all, upgrade_all
 from control_plane.periodic import JobContext
@@ -83,12 +83,15 @@ def worker() -> None:
     async def go() -> None:
         db = Databases(settings.database)
         leader = Leader(db)
-        scheduler = build_scheduler(JobContext(settings, db, KeyRing.load_or_create(settings.keyring_path)), leader)
+        watcher = await open_ring(settings, db.control)
+        ring_task = start_watching(watcher, db.control)  # rotations made elsewhere, within seconds
+        scheduler = build_scheduler(JobContext(settings, db, watcher.ring), leader)
         scheduler.start()
         starting = [asyncio.create_task(hook(db)) for d in domains() for hook in d.on_start]  # noqa: F841 (kept alive)
         try:
             await asyncio.Event().wait()
         finally:
+            await stop_watching(ring_task)
             scheduler.shutdown(wait=False)
             await leader.release()
             await db.dispose()
@@ -217,7 +220,7 @@ def keys_rotate(keep_old: bool) -> None:
     """New key-ring key (every secret re-sealed), new audit signing key; drop keys nothing uses."""
 
     settings = load_settings()
-    ring = KeyRing.load_or_create(settings.keyring_path)
+    ring = load_keyring_sync(settings)
     changed, retired = _run(rotate_keys(settings, ring, keep_old=keep_old))
     click.echo(f"active key {ring.active}; {changed} secrets re-encrypted; retired: {', '.join(retired) or 'none'}")
 
