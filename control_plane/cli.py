@@ -41,13 +41,49 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="default BPO_PORT or 8000")
 @click.option("--migrate/--no-migrate", default=True, help="upgrade every database first")
 @click.option("--scheduler/--no-scheduler", default=True, help="run the periodic jobs in-process (one leader)")
-def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=1, help="server processes on this port (uvicorn)")
+def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool, workers: int) -> None:
     """Serve the API and the pages."""
 
     settings = load_settings()
     if migrate:
         upgrade_all(settings)
-    run_server(create_app(settings, run_scheduler=scheduler), host or settings.host, port or settings.port)
+    host, port = host or settings.host, port or settings.port
+    if workers == 1:
+        run_server(create_app(settings, run_scheduler=scheduler), host, port)
+        return
+    # Each worker process builds its own app from the environment. With the scheduler, every worker
+    # competes for the one leader lock (control_plane.scheduler), so the jobs still run once.
+    factory = "control_plane.cli:served_app_with_scheduler" if scheduler else "control_plane.cli:served_app"
+    uvicorn.run(
+        factory,
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
+
+
+def _tuned(app: object) -> object:
+    """A worker's app with the collector tuned as in :func:`run_server`."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+    return app
+
+
+def served_app() -> object:
+    """The app of one ``serve --workers N --no-scheduler`` process."""
+    return _tuned(create_app(run_scheduler=False))
+
+
+def served_app_with_scheduler() -> object:
+    """The app of one ``serve --workers N`` process (each competes for the scheduler's leader lock)."""
+    return _tuned(create_app(run_scheduler=True))
 
 
 def server_config(app: object, host: str, port: int) -> uvicorn.Config:

@@ -62,7 +62,8 @@ def sync_url(url: str) -> str:
 def _insert_ignoring_conflict(conn: sa.Connection, table: sa.Table, values: dict) -> bool:
     """Insert unless the primary key exists; ``True`` when this call inserted the row."""
     insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-    return conn.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return conn.execute(statement).first() is not None
 
 
 @dataclass

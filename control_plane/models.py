@@ -111,6 +111,17 @@ class SchedulerLease(ControlBase):
     expires_at: Mapped[datetime]
 
 
+class JobRunCount(ControlBase):
+    """How often each periodic job ran (as leader), across every process: one row per job."""
+
+    __tablename__ = "job_run_counts"
+
+    job: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
+    runs: Mapped[int] = mapped_column(sa.BigInteger)
+    last_run_at: Mapped[datetime]
+    last_holder: Mapped[str] = mapped_column(sa.String(120))
+
+
 class OutboxMessage(ControlBase):
     __tablename__ = "outbox"
     __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)

@@ -1,5 +1,6 @@
 """Many instances: the key ring (data keys sealed by the master key, a version row) and the shared
-sealed secrets (the cookie-session key) move into the control database. An existing
+sealed secrets (the cookie-session key) move into the control database; ``job_run_counts`` counts
+each periodic job's runs across every process. An existing
 ``keyring.json`` is imported by the first instance that starts (``control_plane.keystore``).
 
 Revision ID: 0018_instances
@@ -46,7 +47,18 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "job_run_counts",
+        sa.Column("job", sa.String(length=60), nullable=False),
+        sa.Column("runs", sa.BigInteger(), nullable=False),
+        sa.Column("last_run_at", TS, nullable=False),
+        sa.Column("last_holder", sa.String(length=120), nullable=False),
+        sa.PrimaryKeyConstraint("job", name=op.f("pk_job_run_counts")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("job_run_counts")
     op.drop_table("sealed_secrets")
     op.drop_table("key_ring_keys")
     op.drop_table("key_ring")
