@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import secrets
 import subprocess
 import sys
@@ -120,8 +119,8 @@ def _many_instances(tmp_path, monkeypatch) -> None:
         a, b = Server(env("a")), Server(env("b"))
         for server, name in ((a, "a"), (b, "b")):  # kept beside the test's data for a failure's reader
             server.log.close()
-            server.log = open(tmp_path / f"server-{name}.log", "w")  # noqa: SIM115 (Server.stop closes it)
-        log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 (closed below)
+            server.log = open(tmp_path / f"server-{name}.log", "w")
+        log = open(tmp_path / "worker.log", "w")
         worker = subprocess.Popen(
             [sys.executable, "-m", "control_plane.cli", "worker"],
             env=env("w"),
