@@ -65,6 +65,9 @@ def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool, wo
         log_level="warning",
         access_log=False,
         server_header=False,
+        # A spawned worker imports the whole app before it can answer the supervisor's ping; on a
+        # loaded host that takes longer than uvicorn's 5 s, and the supervisor would kill it in a loop.
+        timeout_worker_healthcheck=120,
     )
 
 

@@ -1,4 +1,5 @@
-"""Many instances on one PostgreSQL (issue 17): two ``bpoctl serve`` processes and one ``bpoctl worker``,
+"""Many instances on one PostgreSQL (issue 17): two ``bpoctl serve`` processes (the second with
+``--workers 2``) and one ``bpoctl worker``,
 each with its own ``BPO_DATA_DIR`` (nothing shared on disk) and the same ``BPO_MASTER_KEY``.
 
 Ingest goes through both servers; ``bpoctl keys rotate`` runs beside the first one and the second reads a
@@ -20,6 +21,7 @@ import sys
 from datetime import timedelta
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from control_plane.plugins import periodic_jobs
@@ -129,9 +131,11 @@ def _many_instances(tmp_path, monkeypatch) -> None:
             stderr=subprocess.STDOUT,
         )
         try:
-            for server in (a, b):  # started together: a loaded machine takes a while to import the app
+            # Started together (a loaded machine takes a while to import the app); b is two uvicorn workers.
+            for server, workers in ((a, "1"), (b, "2")):
+                serve = ["serve", "--no-migrate", "--port", str(server.port), "--workers", workers]
                 server.process = subprocess.Popen(
-                    [sys.executable, "-m", "control_plane.cli", "serve", "--no-migrate", "--port", str(server.port)],
+                    [sys.executable, "-m", "control_plane.cli", *serve],
                     env=server.env,
                     cwd=ROOT,
                     stdout=server.log,
@@ -172,7 +176,7 @@ def _many_instances(tmp_path, monkeypatch) -> None:
             assert len(stored) == 360
             assert stored["a0"].customer_hash == stored["c0"].customer_hash == stored["d0"].customer_hash
 
-            # Three schedulers (two servers, one worker), one leader: once the 10-second jobs ran
+            # Four schedulers (a, b's two workers, the worker), one leader: once the 10-second jobs ran
             # twice, every process has passed the moment its first runs were due (5 s after start),
             # and each job that runs every few minutes or hours ran exactly once.
             def outbox_ran_twice() -> bool:
@@ -191,6 +195,7 @@ def _many_instances(tmp_path, monkeypatch) -> None:
 
 
 if "postgres" in BACKENDS:
-
+    # Five processes each import the whole app: on a loaded 2-core machine that alone can take minutes.
+    @pytest.mark.timeout(900)
     def test_two_servers_and_a_worker_share_one_postgresql(tmp_path, monkeypatch):
         _many_instances(tmp_path, monkeypatch)
