@@ -59,6 +59,14 @@ def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite", "sqlite").replace("postgresql+asyncpg", "postgresql+psycopg")
 
 
+def _sync_engine(url: str) -> sa.Engine:
+    """A short-lived synchronous engine on the control database (SQLite: waits on a writer up to 30 s,
+    as the app's own connections wait 10 s)."""
+    sync = sync_url(url)
+    args = {"timeout": 30} if sync.startswith("sqlite") else {}
+    return sa.create_engine(sync, poolclass=sa.pool.NullPool, connect_args=args)
+
+
 def _insert_ignoring_conflict(conn: sa.Connection, table: sa.Table, values: dict) -> bool:
     """Insert unless the primary key exists; ``True`` when this call inserted the row."""
     insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
@@ -190,7 +198,7 @@ def open_ring_sync(settings) -> tuple[RingWatcher, bytes | None]:
     """At start, before the event loop serves: the ring (created or imported when missing) and the
     stored session secret (``None`` when ``BPO_SESSION_SECRET`` is set, which wins)."""
     store = key_store(settings)
-    engine = sa.create_engine(sync_url(settings.database.control_url), poolclass=sa.pool.NullPool)
+    engine = _sync_engine(settings.database.control_url)
     try:
         with engine.connect() as conn:
             ring, version = store.load(conn)
@@ -203,7 +211,7 @@ def open_ring_sync(settings) -> tuple[RingWatcher, bytes | None]:
 def load_keyring_sync(settings) -> KeyRing:
     """The current ring through a short-lived synchronous engine (scripts, tests, benchmarks)."""
     store = key_store(settings)
-    engine = sa.create_engine(sync_url(settings.database.control_url), poolclass=sa.pool.NullPool)
+    engine = _sync_engine(settings.database.control_url)
     try:
         with engine.connect() as conn:
             return store.load(conn)[0]
