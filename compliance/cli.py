@@ -11,7 +11,7 @@ import click
 from compliance.checkpoints import checkpoint_all_streams, jwks
 from compliance.verify import verify_file
 from control_plane.database import Databases
-from control_plane.keyring import KeyRing
+from control_plane.keystore import load_keyring
 from control_plane.settings import load_settings
 
 
@@ -59,7 +59,7 @@ def audit_checkpoint() -> None:
         dbs = Databases(settings.database)
         try:
             async with dbs.control_transaction() as session:
-                return await checkpoint_all_streams(session, KeyRing.load_or_create(settings.keyring_path))
+                return await checkpoint_all_streams(session, await load_keyring(settings, dbs.control))
         finally:
             await dbs.dispose()
 

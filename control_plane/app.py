@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from control_plane.bodies import BodyGuardMiddleware
 from control_plane.database import Databases
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.keyring import KeyRing
+from control_plane.keystore import open_ring_sync, start_watching, stop_watching
 from control_plane.logging import RequestIdMiddleware, configure_logging
 from control_plane.metrics import metrics_endpoint
 from control_plane.navigation import TEMPLATE_CALLABLES
@@ -42,20 +42,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIRS = [ROOT / d / "templates" for d in ("control_plane", "tenants", "billing", "sla", "compliance")]
 
 
-def _session_secret(settings: Settings) -> bytes:
-    """The cookie-session key: ``BPO_SESSION_SECRET`` (hex), else a file beside the databases."""
+def _session_secret(stored: bytes | None) -> bytes:
+    """The cookie-session key: ``BPO_SESSION_SECRET`` (hex), else the one stored (sealed) in the control
+    database, shared by every instance (``control_plane.keystore``)."""
     env = os.environ.get("BPO_SESSION_SECRET")
     if env:
         return bytes.fromhex(env)
-    path = settings.session_secret_path
-    if path.exists():
-        return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key.hex())
-    return key
+    assert stored is not None
+    return stored
 
 
 async def provide_session(state: State) -> AsyncGenerator[AsyncSession, None]:
@@ -97,13 +91,17 @@ def create_app(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     owns_db = db is None  # engines made here are disposed of when the app stops
     db = db or Databases(settings.database)
-    keyring = KeyRing.load_or_create(settings.keyring_path)
-    secret = _session_secret(settings)
-    state = State({"settings": settings, "db": db, "keyring": keyring, "oidc": None})
+    # The key ring and the session secret live in the control database (created on first start).
+    watcher, stored_secret = open_ring_sync(settings)
+    keyring = watcher.ring
+    secret = _session_secret(stored_secret)
+    state = State({"settings": settings, "db": db, "keyring": keyring, "ring_watcher": watcher, "oidc": None})
     # Spans are exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (control_plane.telemetry).
     tracing = telemetry.enable_tracing([db.control, *db.cells.values()])
 
     async def start(app: Litestar) -> None:
+        # Rotations made through another instance are picked up within POLL_SECONDS.
+        app.state.ring_task = start_watching(watcher, app.state.db.control)
         if run_scheduler:  # e.g. a restarted server settles what a stopped one left pending, at once
             app.state.starting = [asyncio.create_task(hook(app.state.db)) for d in domains() for hook in d.on_start]
             leader = Leader(app.state.db)
@@ -112,6 +110,7 @@ def create_app(
             app.state.scheduler.start()
 
     async def close(app: Litestar) -> None:
+        await stop_watching(getattr(app.state, "ring_task", None))
         if getattr(app.state, "scheduler", None) is not None:
             app.state.scheduler.shutdown(wait=False)
             await app.state.leader.release()

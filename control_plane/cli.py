@@ -17,7 +17,7 @@ from control_plane.database import Databases
 from control_plane.demo import seed_demo
 from control_plane.errors import DomainError
 from control_plane.identity import IssuedLink, invite_user
-from control_plane.keyring import KeyRing
+from control_plane.keystore import load_keyring_sync, open_ring, start_watching, stop_watching
 from control_plane.logging import configure_logging
 from control_plane.migrate import check_all, upgrade_all
 from control_plane.periodic import JobContext
@@ -41,13 +41,52 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="default BPO_PORT or 8000")
 @click.option("--migrate/--no-migrate", default=True, help="upgrade every database first")
 @click.option("--scheduler/--no-scheduler", default=True, help="run the periodic jobs in-process (one leader)")
-def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=1, help="server processes on this port (uvicorn)")
+def serve(host: str | None, port: int | None, migrate: bool, scheduler: bool, workers: int) -> None:
     """Serve the API and the pages."""
 
     settings = load_settings()
     if migrate:
         upgrade_all(settings)
-    run_server(create_app(settings, run_scheduler=scheduler), host or settings.host, port or settings.port)
+    host, port = host or settings.host, port or settings.port
+    if workers == 1:
+        run_server(create_app(settings, run_scheduler=scheduler), host, port)
+        return
+    # Each worker process builds its own app from the environment. With the scheduler, every worker
+    # competes for the one leader lock (control_plane.scheduler), so the jobs still run once.
+    factory = "control_plane.cli:served_app_with_scheduler" if scheduler else "control_plane.cli:served_app"
+    uvicorn.run(
+        factory,
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        # A spawned worker imports the whole app before it can answer the supervisor's ping; on a
+        # loaded host that takes longer than uvicorn's 5 s, and the supervisor would kill it in a loop.
+        timeout_worker_healthcheck=120,
+    )
+
+
+def _tuned(app: object) -> object:
+    """A worker's app with the collector tuned as in :func:`run_server`."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+    return app
+
+
+def served_app() -> object:
+    """The app of one ``serve --workers N --no-scheduler`` process."""
+    return _tuned(create_app(run_scheduler=False))
+
+
+def served_app_with_scheduler() -> object:
+    """The app of one ``serve --workers N`` process (each competes for the scheduler's leader lock)."""
+    return _tuned(create_app(run_scheduler=True))
 
 
 def server_config(app: object, host: str, port: int) -> uvicorn.Config:
@@ -83,12 +122,15 @@ def worker() -> None:
     async def go() -> None:
         db = Databases(settings.database)
         leader = Leader(db)
-        scheduler = build_scheduler(JobContext(settings, db, KeyRing.load_or_create(settings.keyring_path)), leader)
+        watcher = await open_ring(settings, db.control)
+        ring_task = start_watching(watcher, db.control)  # rotations made elsewhere, within seconds
+        scheduler = build_scheduler(JobContext(settings, db, watcher.ring), leader)
         scheduler.start()
         starting = [asyncio.create_task(hook(db)) for d in domains() for hook in d.on_start]  # noqa: F841 (kept alive)
         try:
             await asyncio.Event().wait()
         finally:
+            await stop_watching(ring_task)
             scheduler.shutdown(wait=False)
             await leader.release()
             await db.dispose()
@@ -217,7 +259,7 @@ def keys_rotate(keep_old: bool) -> None:
     """New key-ring key (every secret re-sealed), new audit signing key; drop keys nothing uses."""
 
     settings = load_settings()
-    ring = KeyRing.load_or_create(settings.keyring_path)
+    ring = load_keyring_sync(settings)
     changed, retired = _run(rotate_keys(settings, ring, keep_old=keep_old))
     click.echo(f"active key {ring.active}; {changed} secrets re-encrypted; retired: {', '.join(retired) or 'none'}")
 

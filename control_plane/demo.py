@@ -17,6 +17,7 @@ from control_plane import identity
 from control_plane.actors import SYSTEM
 from control_plane.database import Databases
 from control_plane.keyring import KeyRing
+from control_plane.keystore import load_keyring
 from control_plane.models import User
 from control_plane.plugins import domains
 from control_plane.service import ensure_bootstrap_admin
@@ -52,8 +53,8 @@ class DemoContext:
 
 async def seed_demo(settings: Settings) -> DemoReport:
     db = Databases(settings.database)
-    keyring = KeyRing.load_or_create(settings.keyring_path)
     try:
+        keyring = await load_keyring(settings, db.control)
         async with db.control_transaction() as session:
             password = await ensure_bootstrap_admin(session, ADMIN_EMAIL)
         ctx = DemoContext(settings, db, keyring, DemoReport(ADMIN_EMAIL, password))

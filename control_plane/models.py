@@ -111,6 +111,17 @@ class SchedulerLease(ControlBase):
     expires_at: Mapped[datetime]
 
 
+class JobRunCount(ControlBase):
+    """How often each periodic job ran (as leader), across every process: one row per job."""
+
+    __tablename__ = "job_run_counts"
+
+    job: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
+    runs: Mapped[int] = mapped_column(sa.BigInteger)
+    last_run_at: Mapped[datetime]
+    last_holder: Mapped[str] = mapped_column(sa.String(120))
+
+
 class OutboxMessage(ControlBase):
     __tablename__ = "outbox"
     __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
@@ -152,6 +163,37 @@ class MailMessage(ControlBase):
     last_error: Mapped[str | None] = mapped_column(sa.String(1000))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class KeyRingState(ControlBase):
+    """The key ring's one row: its active key and a version bumped by every change, which each
+    instance polls to see a rotation made by another (``control_plane.keystore``)."""
+
+    __tablename__ = "key_ring"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    active: Mapped[str] = mapped_column(sa.String(40))
+    version: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class KeyRingKey(ControlBase):
+    """A data key of the key ring, sealed (AES-GCM) by the master key; never stored in the clear."""
+
+    __tablename__ = "key_ring_keys"
+
+    kid: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    sealed: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class SealedSecret(ControlBase):
+    """A platform secret shared by every instance (the cookie-session key), sealed by the master key."""
+
+    __tablename__ = "sealed_secrets"
+
+    name: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
+    sealed: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
 # The placement table lives beside its rules (control_plane.cells); imported here so that the

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from control_plane import telemetry
 from control_plane.database import Databases, utcnow
 from control_plane.metrics import JOB_FAILURES, JOB_RUNS, LEADER
-from control_plane.models import SchedulerLease
+from control_plane.models import JobRunCount, SchedulerLease
 from control_plane.periodic import Job, JobContext
 from control_plane.plugins import periodic_jobs
 
@@ -79,6 +79,20 @@ class Leader:
         LEADER.set(0)
 
 
+async def count_job_run(db: Databases, job: str, holder: str) -> None:
+    """One more run of ``job`` in ``job_run_counts`` (shared by every process: shows that the leader
+    lock lets each run happen once, whatever the number of servers and workers)."""
+    now = utcnow()
+    async with db.control_transaction() as session:
+        updated = await session.execute(
+            sa.update(JobRunCount)
+            .where(JobRunCount.job == job)
+            .values(runs=JobRunCount.runs + 1, last_run_at=now, last_holder=holder)
+        )
+        if updated.rowcount == 0:
+            session.add(JobRunCount(job=job, runs=1, last_run_at=now, last_holder=holder))
+
+
 def build_scheduler(ctx: JobContext, leader: Leader) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     # A worker's traces (a server's app attached the exporter already: then this only instruments).
@@ -94,6 +108,7 @@ def build_scheduler(ctx: JobContext, leader: Leader) -> AsyncIOScheduler:
             if not leader.leading:
                 return
             JOB_RUNS.labels(name).inc()
+            await count_job_run(ctx.db, name, leader.holder)
             with telemetry.span(f"job {name}", job=name) as current:
                 try:
                     result = await job(ctx)

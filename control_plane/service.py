@@ -26,6 +26,7 @@ from control_plane.identity import (  # noqa: F401  (create_user, list_users, se
     tenant_id_for_role,
     totp_key_ids,
 )
+from control_plane.keystore import key_store, save_ring
 from control_plane.models import BearerToken, User
 
 
@@ -143,13 +144,16 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
     (each domain's re-sealers), what domains key themselves rotated (the audit signing key: the old
     one stays published), then key-ring keys nothing uses are dropped.
 
-    The ring is saved with both keys before re-sealing, so a crash midway leaves every secret readable.
+    The ring (in the control database, ``control_plane.keystore``) is saved with both keys before
+    re-sealing, so a crash midway leaves every secret readable; each save bumps the ring's version,
+    so every running instance reloads it within seconds.
     """
-    keyring.add_key()
-    keyring.save(settings.keyring_path)
     dbs = Databases(settings.database)
+    store = key_store(settings)
     domains = plugins.domains()
     try:
+        keyring.add_key()
+        await save_ring(dbs.control, store, keyring)
         async with dbs.control_transaction() as session:
             changed = 0
             for reseal in (reseal_totp_secrets, *(r for d in domains for r in d.resealers)):
@@ -172,7 +176,7 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
                 for used in (totp_key_ids, *(u for d in domains for u in d.key_ids_in_use)):
                     in_use |= await used(session)
             retired = keyring.retire_except(in_use)
-            keyring.save(settings.keyring_path)
+            await save_ring(dbs.control, store, keyring)
     finally:
         await dbs.dispose()
     return changed, retired

@@ -14,7 +14,7 @@ from billing.metering.webhooks.service import replay_events
 from compliance.retention import has_purged_contacts
 from control_plane.actors import SYSTEM
 from control_plane.database import Databases
-from control_plane.keyring import KeyRing
+from control_plane.keystore import load_keyring
 from control_plane.settings import Settings, load_settings
 from tenants.models import Tenant
 
@@ -79,7 +79,7 @@ async def apply_pending_deltas(settings: Settings) -> int:
 async def replay_webhooks(settings: Settings) -> int:
     dbs = Databases(settings.database)
     try:
-        return await replay_events(dbs, KeyRing.load_or_create(settings.keyring_path))
+        return await replay_events(dbs, await load_keyring(settings, dbs.control))
     finally:
         await dbs.dispose()
 

@@ -1,6 +1,7 @@
 """A token bucket per API key: bursts are absorbed, a flood gets 429 with ``Retry-After``.
 
-Buckets live in the web worker's memory, so the limit applies per worker process; with N workers
+Buckets live in the web worker's memory, so the limit applies per worker process (a per-instance budget,
+chosen over a database round trip per batch; README, Running N instances); with N workers
 behind a load balancer a key gets at most N times the rate. ``BPO_INGEST_RATE`` (batches per second,
 default 50, i.e. 50,000 contacts/s per key) and ``BPO_INGEST_BURST`` (default 100) tune it.
 """

@@ -109,11 +109,11 @@ async def _onboard(settings) -> tuple[str, uuid.UUID, str, bytes]:
     from compliance.service import SystemActor
     from control_plane.auth import Principal
     from control_plane.database import Databases
-    from control_plane.keyring import KeyRing
+    from control_plane.keystore import load_keyring_sync
     from tenants import service as tenants
 
     actor = Principal("user", "bench@bpo.local", "account_manager")
-    keyring = KeyRing.load_or_create(settings.keyring_path)
+    keyring = load_keyring_sync(settings)
     dbs = Databases(settings.database)
     try:
         async with dbs.control_transaction() as session:

@@ -196,9 +196,9 @@ async def _run(settings, tenants: int, contacts: int, echo: Callable[[str], None
     from billing.invoices.run import draft_due_invoices
     from compliance.service import SystemActor
     from control_plane.database import Databases
-    from control_plane.keyring import KeyRing
+    from control_plane.keystore import load_keyring_sync
 
-    dbs, keyring = Databases(settings.database), KeyRing.load_or_create(settings.keyring_path)
+    dbs, keyring = Databases(settings.database), load_keyring_sync(settings)
     try:
         figures = await _seed(dbs, keyring, settings, tenants, contacts, echo)
         await _aggregate(dbs)  # warm the cache the same way for both

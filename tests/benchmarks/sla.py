@@ -32,7 +32,7 @@ async def _run(data_dir: Path, contacts: int, runs: int, echo: Callable[[str], N
     from billing.metering.service import ingest_contacts
     from control_plane.auth import Principal
     from control_plane.database import Databases
-    from control_plane.keyring import KeyRing
+    from control_plane.keystore import load_keyring_sync
     from control_plane.migrate import upgrade_all
     from control_plane.settings import load_settings
     from sla import configuration, service
@@ -42,7 +42,7 @@ async def _run(data_dir: Path, contacts: int, runs: int, echo: Callable[[str], N
 
     settings = load_settings({"BPO_DATA_DIR": str(data_dir)})
     upgrade_all(settings)
-    dbs, keyring = Databases(settings.database), KeyRing.load_or_create(settings.keyring_path)
+    dbs, keyring = Databases(settings.database), load_keyring_sync(settings)
     actor = Principal("user", "bench@bpo.local", "account_manager")
     slug = "bench-sla"
     try:

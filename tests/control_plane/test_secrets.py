@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from control_plane.keyring import KeyRing
+from control_plane.keystore import load_keyring_sync
 from control_plane.service import rotate_keys
 from tenants import service as tenants
 from tenants.models import Integration, Tenant
@@ -108,7 +109,7 @@ class TestKeyRotation:
 
         assert ring.active != old and old in retired and old not in ring.keys
         assert changed >= 3
-        on_disk = KeyRing.from_json(settings.keyring_path.read_text())
+        on_disk = load_keyring_sync(settings)
         assert on_disk.active == ring.active and old not in on_disk.keys
         async with dbs.control_session() as session:
             integ = await session.scalar(

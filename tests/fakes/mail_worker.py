@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from control_plane.database import Databases
-from control_plane.keyring import KeyRing
+from control_plane.keystore import load_keyring_sync
 from control_plane.outbox import dispatch_due
 from control_plane.periodic import JobContext
 from control_plane.plugins import outbox_handlers
@@ -17,7 +17,7 @@ async def main() -> None:
     settings = load_settings()
     db = Databases(settings.database)
     try:
-        ctx = JobContext(settings, db, KeyRing.load_or_create(settings.keyring_path))
+        ctx = JobContext(settings, db, load_keyring_sync(settings))
         print(await dispatch_due(db, outbox_handlers(ctx), kinds={"mail"}), flush=True)
     finally:
         await db.dispose()

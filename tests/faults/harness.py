@@ -54,12 +54,12 @@ async def _onboard(settings) -> tuple[uuid.UUID, str, str, str]:
     from compliance.service import SystemActor
     from control_plane.auth import Principal
     from control_plane.database import Databases
-    from control_plane.keyring import KeyRing
+    from control_plane.keystore import load_keyring_sync
     from control_plane.service import issue_token
     from tenants import service as tenants
 
     actor = Principal("user", "faults@bpo.test", "account_manager")
-    keyring = KeyRing.load_or_create(settings.keyring_path)
+    keyring = load_keyring_sync(settings)
     db = Databases(settings.database)
     slug = "faults"
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from control_plane.keyring import KeyRing
+from control_plane.keystore import load_keyring_sync
 from control_plane.service import rotate_keys
 from webhooks import service
 from webhooks.models import WebhookEndpoint
@@ -29,7 +30,7 @@ class TestKeyRotation:
         changed, retired = await rotate_keys(settings, ring)
 
         assert ring.active != old and old in retired and changed >= 1
-        on_disk = KeyRing.from_json(settings.keyring_path.read_text())
+        on_disk = load_keyring_sync(settings)
         async with dbs.control_session() as session:
             row = await session.get_one(WebhookEndpoint, endpoint_id)
             assert KeyRing.key_id_of(row.secret) == ring.active

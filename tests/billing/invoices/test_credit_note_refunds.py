@@ -31,7 +31,7 @@ from billing.providers.port import ProviderConfig
 from billing.providers.reconcile import reconcile
 from compliance.service import SystemActor
 from control_plane.database import Databases
-from control_plane.keyring import KeyRing
+from control_plane.keystore import load_keyring_sync
 from control_plane.migrate import upgrade_all
 from control_plane.models import OutboxMessage
 from control_plane.outbox import dispatch_due, enqueue
@@ -67,7 +67,7 @@ class World:
             self.env["BPO_DATABASE_URL"] = self.settings.database.control_url
             self.env["BPO_CELL_URLS"] = ",".join(f"{r}={u}" for r, u in self.settings.database.cell_urls.items())
         self.db = Databases(self.settings.database)
-        self.keyring = KeyRing.load_or_create(self.settings.keyring_path)
+        self.keyring = load_keyring_sync(self.settings)
         self.ctx = JobContext(replace(self.settings, extra=self.provider_env), self.db, self.keyring)
         self.config = ProviderConfig.load(self.provider_env)
         self.log = tmp / "worker.log"

@@ -1,7 +1,7 @@
 """Tenant placement: the cell of a region that holds a tenant's contacts (regions with several cells).
 
-Revision ID: 0018c
-Revises: 0017
+Revision ID: 0019_tenant_cells
+Revises: 0018_instances
 Create Date: 2026-11-30
 
 """
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0018c"
-down_revision: str | Sequence[str] | None = "0017"
+revision: str = "0019_tenant_cells"
+down_revision: str | Sequence[str] | None = "0018_instances"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
