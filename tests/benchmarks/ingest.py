@@ -236,8 +236,11 @@ def run_benchmark(
         port = _free_port()
         # The per-key rate limit is lifted: this measures the ingest path, not the limiter.
         server_env = env | {"BPO_PORT": str(port), "BPO_INGEST_RATE": "100000", "BPO_INGEST_BURST": "100000"}
+        # BPO_BENCH_PROFILE=FILE: the server runs under cProfile and writes its stats to FILE at exit.
+        profile = os.environ.get("BPO_BENCH_PROFILE")
+        runner = ["-m", "tests.benchmarks.profiled", profile] if profile else ["-m", "control_plane.cli"]
         server = subprocess.Popen(
-            [sys.executable, "-m", "control_plane.cli", "serve", "--no-migrate", "--port", str(port)],
+            [sys.executable, *runner, "serve", "--no-migrate", "--port", str(port)],
             env=server_env,
             cwd=ROOT,
         )
