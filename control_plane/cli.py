@@ -316,14 +316,22 @@ def bench(ctx: click.Context) -> None:
 @click.option("--database", default=None, help="a PostgreSQL URL (fresh databases are made beside it); default SQLite")
 @click.option("--contacts", type=int, default=200_000, show_default=True)
 @click.option("--concurrency", type=int, default=2, show_default=True, help="batches in flight from the sender")
-def bench_ingest(as_json: bool, database: str | None, contacts: int, concurrency: int) -> None:
+@click.option("--workers", type=int, default=1, show_default=True, help="server processes behind the sender")
+def bench_ingest(as_json: bool, database: str | None, contacts: int, concurrency: int, workers: int) -> None:
     """Ingest N contacts through a real server on loopback and compare with raw executemany inserts."""
     # Imported here, on the path of the checkout: the benchmarks live under tests/, which the
     # installed package does not ship.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.benchmarks.ingest import run_benchmark
 
-    run_benchmark(database=database, contacts=contacts, concurrency=concurrency, as_json=as_json, echo=click.echo)
+    run_benchmark(
+        database=database,
+        contacts=contacts,
+        concurrency=concurrency,
+        as_json=as_json,
+        echo=click.echo,
+        workers=workers,
+    )
 
 
 # --- end metering -----------------------------------------------------------------------------

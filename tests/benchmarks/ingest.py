@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -217,7 +218,13 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def run_benchmark(
-    *, database: str | None, contacts: int, concurrency: int, as_json: bool, echo: Callable[[str], None]
+    *,
+    database: str | None,
+    contacts: int,
+    concurrency: int,
+    as_json: bool,
+    echo: Callable[[str], None],
+    workers: int = 1,
 ) -> dict[str, Any]:
     from control_plane.migrate import upgrade_all
     from control_plane.settings import load_settings
@@ -229,21 +236,31 @@ def run_benchmark(
         db_env, drop = _pg_databases(database)
         env |= db_env
     settings = load_settings(env)
-    server = None
+    servers: list[subprocess.Popen] = []
     try:
         upgrade_all(settings)
         secret, tenant_id, _region, hash_key = asyncio.run(_onboard(settings))
-        port = _free_port()
         # The per-key rate limit is lifted: this measures the ingest path, not the limiter.
-        server_env = env | {"BPO_PORT": str(port), "BPO_INGEST_RATE": "100000", "BPO_INGEST_BURST": "100000"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "control_plane.cli", "serve", "--no-migrate", "--port", str(port)],
-            env=server_env,
-            cwd=ROOT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, server)
-        echo(f"server pid {server.pid} on {url}; sending {contacts} contacts in batches of {BATCH}")
+        server_env = env | {"BPO_INGEST_RATE": "100000", "BPO_INGEST_BURST": "100000"}
+        # BPO_BENCH_PROFILE=FILE: the (first) server runs under cProfile and writes its stats to FILE at exit.
+        profile = os.environ.get("BPO_BENCH_PROFILE")
+        urls = []
+        for i in range(workers):  # server processes; the sender's connections take them in turn
+            port = _free_port()
+            runner = ["-m", "tests.benchmarks.profiled", profile] if profile and i == 0 else ["-m", "control_plane.cli"]
+            scheduler = "--scheduler" if i == 0 else "--no-scheduler"
+            servers.append(
+                subprocess.Popen(
+                    [sys.executable, *runner, "serve", "--no-migrate", scheduler, "--port", str(port)],
+                    env=server_env | {"BPO_PORT": str(port)},
+                    cwd=ROOT,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+            _wait_ready(urls[-1], servers[-1])
+        url = ",".join(urls)
+        pids = " ".join(str(s.pid) for s in servers)
+        echo(f"server pid {pids} on {url}; sending {contacts} contacts in batches of {BATCH}")
         sender = subprocess.run(
             [sys.executable, "-m", "tests.benchmarks.ingest", "send", url, secret, str(contacts), str(concurrency)],
             cwd=ROOT,
@@ -257,10 +274,12 @@ def run_benchmark(
         # delta is applied and the rollups count every contact (also a check that none was lost).
         settle = asyncio.run(_settle(settings, tenant_id, sent["accepted"]))
         elapsed = contacts / sent["contacts_per_second"] + settle
-        peak = _peak_rss_mb(server.pid)
-        server.terminate()
-        server.wait(timeout=30)
-        server = None
+        peak = sum(_peak_rss_mb(s.pid) for s in servers)
+        for s in servers:
+            s.terminate()
+        for s in servers:
+            s.wait(timeout=30)
+        servers = []
         raw, raw_copy = asyncio.run(_raw_rates(settings, make_contacts(contacts), hash_key))
         result = {
             "database": "postgresql" if database else "sqlite",
@@ -274,6 +293,7 @@ def run_benchmark(
             "p99_batch_ms": round(sent["p99_batch_ms"], 1),
             "peak_rss_mb": round(peak, 1),
             "concurrency": concurrency,
+            "workers": workers,
             # PostgreSQL: the server writes new contacts by binary COPY, faster than executemany.
             "raw_copy_rows_per_second": raw_copy and round(raw_copy, 1),
             "ratio_to_copy": raw_copy and round(contacts / elapsed / raw_copy, 3),
@@ -284,8 +304,8 @@ def run_benchmark(
             echo(json.dumps(result))
         return result
     finally:
-        if server is not None:
-            server.kill()
+        for s in servers:
+            s.kill()
         drop()
 
 
@@ -317,9 +337,13 @@ async def _send(url: str, secret: str, n: int, concurrency: int) -> dict[str, An
         queue.put_nowait(body)
     headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
 
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+    urls = url.split(",")  # one or more server processes: sender connection i talks to urls[i % len]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=u, headers=headers, timeout=120)) for u in urls
+        ]
 
-        async def worker() -> None:
+        async def worker(client: httpx.AsyncClient) -> None:
             nonlocal accepted
             while not queue.empty():
                 body = queue.get_nowait()
@@ -330,7 +354,7 @@ async def _send(url: str, secret: str, n: int, concurrency: int) -> dict[str, An
                 accepted += resp.json()["accepted"]
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
     latencies.sort()
     return {
