@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import itertools
 import random
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from billing.metering import deltas, rollups
 from billing.metering.cli import rebuild_rollups
-from billing.metering.models import ContactRollupMonth
+from billing.metering.models import MEASURES, MONTH_DIMENSIONS, MONTH_MEASURES, ContactRollupMonth
 from billing.metering.service import ingest_contacts
+from control_plane.migrate import alembic_config
 from tests.billing.conftest import contact, ts
 from tests.billing.test_service import assert_only_conflicts
+from tests.conftest import build_settings, drop_databases
 
 # 2026-11-01 00:00 in New York is 04:00 UTC: contacts opened or resolved around it fall in two months.
 M0 = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
@@ -148,6 +152,57 @@ class TestMonthTotals:
         assert await rebuild_rollups(settings, t.slug, check=False, echo=said.append) is True
         assert await rebuild_rollups(settings, t.slug, check=True, echo=said.append) is True
         await assert_months_are_the_daily_sums(dbs, t)
+
+
+def test_the_migration_backfills_the_month_totals_from_the_daily_rows(backend, tmp_path):
+    """Revision 0018_rollup_months on a database whose daily rows exist already (both databases)."""
+    settings, created = build_settings(backend, tmp_path)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.database.control_url
+        command.upgrade(alembic_config("control", url), "0017")
+        rnd = random.Random(7)
+        tenants = [uuid.uuid4() for _ in range(3)]
+        daily: dict[uuid.UUID, dict] = {t: {} for t in tenants}
+        for t in tenants:
+            for _ in range(60):
+                day = date(2026, 9, 25) + timedelta(days=rnd.randrange(50))
+                key = (
+                    rnd.choice(["opened", "resolved"]),
+                    day,
+                    rnd.choice(["chat", "email"]),
+                    "wismo",
+                    "de",
+                    "ai_resolved",
+                )
+                daily[t][key] = [rnd.randrange(0, 4) for _ in MEASURES]
+        engine = sa.create_engine(url.replace("+aiosqlite", ""))
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.insert(rollups.ROLLUP),
+                    [
+                        {
+                            "tenant_id": t,
+                            **dict(zip(rollups.DIMENSIONS, k, strict=True)),
+                            **dict(zip(MEASURES, v, strict=True)),
+                        }
+                        for t in tenants
+                        for k, v in daily[t].items()
+                    ],
+                )
+            command.upgrade(alembic_config("control", url), "head")
+            with engine.connect() as conn:
+                rows = conn.execute(sa.select(rollups.MONTHS)).mappings().all()
+        finally:
+            engine.dispose()
+        stored: dict[uuid.UUID, dict] = {t: {} for t in tenants}
+        for row in rows:
+            stored[row["tenant_id"]][tuple(row[d] for d in MONTH_DIMENSIONS)] = [row[m] for m in MONTH_MEASURES]
+        assert stored == {t: rollups.month_totals(daily[t].items()) for t in tenants}
+        assert {k[1] for t in tenants for k in stored[t]} == {date(2026, 9, 1), date(2026, 10, 1), date(2026, 11, 1)}
+    finally:
+        drop_databases(created)
 
 
 @pytest.fixture
