@@ -11,10 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import response_rollups
-from billing.metering.counts import FRT, ROLLUP, IntentCounts, PeriodCounts, ResponseCounts, Target, days_of, sums, zero
+from billing.metering.counts import FRT, IntentCounts, PeriodCounts, ResponseCounts, Target, days_of, zero
+from billing.metering.models import ContactRollupMonth
 from tenants.models import SupportCalendar
 from tenants.periods import Period
 from tenants.vocabulary import RESOLVED
+
+MONTHS = ContactRollupMonth.__table__
 
 
 async def many_period_counts(
@@ -23,17 +26,21 @@ async def many_period_counts(
     """`period_counts` of many tenants' same period with no skipped days, in a few statements for
     all of them (the invoice run): billable and rated contacts by tenant x intent x resolution,
     contacts opened by tenant x channel, and first responses within each distinct (clock, channel,
-    limit) by tenant. Each reads only the tenants' rows of the month (primary-key seeks), and the
-    counts equal `period_counts(session, tenant_id, period, targets_of[tenant_id])`; callers send
-    a tenant with skipped days, or with two targets of one channel and limit, to `period_counts`."""
+    limit) by tenant. The first two read the month totals (``contact_rollup_months``, kept with the
+    daily rows), the last the month's first-response rows; each reads only the tenants' rows of the
+    month (primary-key seeks), and the counts equal
+    `period_counts(session, tenant_id, period, targets_of[tenant_id])`; callers send a tenant with
+    skipped days, or with two targets of one channel and limit, to `period_counts`."""
     ids = list(targets_of)
     if not ids:
         return {}
-    c = ROLLUP.c
-    month = (c.tenant_id.in_(ids), c.day >= period.first, c.day < period.end)
+    # Resolved by intent and opened by channel from the month totals: a period is one whole
+    # tenant-local month (`Period`), so one row per tenant x month x key instead of a month of days.
+    c = MONTHS.c
+    month = (c.tenant_id.in_(ids), c.month == period.first)
     intents: dict[uuid.UUID, dict[str, dict[str, int]]] = {t: {} for t in ids}
     resolved = (
-        sa.select(c.tenant_id, c.intent, c.resolution, *sums("contacts", "rated", "csat_good"))
+        sa.select(c.tenant_id, c.intent, c.resolution, *(sa.func.sum(c[m]) for m in ("contacts", "rated", "csat_good")))
         .where(*month, c.basis == "resolved", c.resolution.in_(RESOLVED))
         .group_by(c.tenant_id, c.intent, c.resolution)
     )

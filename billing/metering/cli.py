@@ -54,6 +54,20 @@ async def rebuild_rollups(
                 recount = await rollups.recount(dbs, tenant_id, timezone)
                 async with dbs.control_session() as session:
                     stored = await rollups.stored_rollups(session, tenant_id)
+                    months = await rollups.stored_months(session, tenant_id)
+                # The month totals against the stored daily rows (whatever the recount says of those).
+                expected = rollups.month_totals(stored.items())
+                if months != expected:
+                    ok = False
+                    drifted = sorted(k for k in expected.keys() | months.keys() if expected.get(k) != months.get(k))
+                    basis, month, *dims = drifted[0]
+                    echo(
+                        f"{tenant_slug}: month totals DIFFER from the daily rows in {len(drifted)} rows "
+                        f"(first: {basis} {month:%Y-%m} {'/'.join(dims)}: "
+                        f"{months.get(drifted[0])} stored, {expected.get(drifted[0])} from the daily rows)"
+                    )
+                else:
+                    echo(f"{tenant_slug}: {len(months)} month rows, match the daily rows")
                 same = recount == stored
                 ok &= same
                 verdict = "match the recount" if same else "DIFFER from the recount"
@@ -62,7 +76,7 @@ async def rebuild_rollups(
                 echo(f"{tenant_slug}: {len(stored)} rows, {verdict}")
             else:
                 rows = await rollups.rebuild(dbs, tenant_id, timezone)
-                echo(f"{tenant_slug}: rebuilt {rows} rollup rows")
+                echo(f"{tenant_slug}: rebuilt {rows} rollup rows (and their month totals)")
     finally:
         await dbs.dispose()
     return ok

@@ -135,6 +135,34 @@ for _name in MEASURES:
     setattr(ContactRollup, _name, sa.Column(_name, sa.BigInteger, nullable=False, server_default="0"))
 
 
+# The measures the month totals keep: what the invoice run reads (contacts, rated, satisfied).
+MONTH_MEASURES: tuple[str, ...] = ("contacts", "rated", "csat_good")
+MONTH_DIMENSIONS: tuple[str, ...] = ("basis", "month", "channel", "intent", "language", "resolution")
+
+
+class ContactRollupMonth(ControlBase):
+    """:class:`ContactRollup` rows summed per tenant-local calendar month (``month`` = its first day),
+    only the `MONTH_MEASURES`. Written with the daily rows, in the same transaction
+    (``rollups.add_to_rollups``, ``rollups.rebuild``), so a month row always equals the sum of the
+    month's daily rows; the invoice run reads these instead of a month of daily rows
+    (``batch_counts.many_period_counts``); ``bpoctl rollups rebuild --check`` compares them."""
+
+    __tablename__ = "contact_rollup_months"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    basis: Mapped[str] = mapped_column(sa.String(10), primary_key=True)
+    month: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    intent: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    language: Mapped[str] = mapped_column(sa.String(35), primary_key=True)
+    resolution: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+
+
+for _name in MONTH_MEASURES:
+    setattr(ContactRollupMonth, _name, sa.Column(_name, sa.BigInteger, nullable=False, server_default="0"))
+
+
 class RollupReceipt(ControlBase):
     """A rollup delta applied to :class:`ContactRollup`: its id makes applying it idempotent."""
 

@@ -28,8 +28,11 @@ from billing.metering.models import (
     DIMENSIONS,
     HISTOGRAM_BOUNDS,
     MEASURES,
+    MONTH_DIMENSIONS,
+    MONTH_MEASURES,
     Contact,
     ContactRollup,
+    ContactRollupMonth,
     RollupDelta,
 )
 from control_plane import cells
@@ -45,6 +48,8 @@ FIRST_RESPONSES, FRT_SECONDS, RESOLUTIONS, RES_SECONDS = (_I[n] for n in MEASURE
 FRT_B0, RES_B0, REOPENED = _I["frt_b00"], _I["res_b00"], _I["reopened"]
 N = len(MEASURES)
 ROLLUP = ContactRollup.__table__
+MONTHS = ContactRollupMonth.__table__
+_MONTH_INDEX = tuple(_I[m] for m in MONTH_MEASURES)
 
 
 def bucket_of(seconds: int) -> int:
@@ -209,6 +214,34 @@ class DeltaSum:
 
 
 _COLUMNS = ("tenant_id", *DIMENSIONS, *MEASURES)
+_MONTH_COLUMNS = ("tenant_id", *MONTH_DIMENSIONS, *MONTH_MEASURES)
+
+
+def month_totals(rows: Iterable[tuple[Key, Vector]]) -> dict[Key, Vector]:
+    """Daily rows (or deltas) summed per tenant-local month: ``(basis, first day of the month, channel,
+    intent, language, resolution) -> [contacts, rated, csat_good]`` (`MONTH_MEASURES`), nonzero only."""
+    out: dict[Key, Vector] = {}
+    for key, vector in rows:
+        if key[0] == response_rollups.FRT:
+            continue
+        month = (key[0], key[1].replace(day=1), *key[2:])
+        total = out.get(month)
+        if total is None:
+            out[month] = [vector[i] for i in _MONTH_INDEX]
+        else:
+            for j, i in enumerate(_MONTH_INDEX):
+                total[j] += vector[i]
+    return {k: v for k, v in out.items() if any(v)}
+
+
+@functools.cache
+def _month_upsert_sql() -> str:
+    """SQLite: the additive upsert of month totals (executemany, like `_upsert_sql`)."""
+    columns, values = ", ".join(_MONTH_COLUMNS), ", ".join(["?"] * len(_MONTH_COLUMNS))
+    keys = ", ".join(("tenant_id", *MONTH_DIMENSIONS))
+    adds = ", ".join(f"{m} = contact_rollup_months.{m} + excluded.{m}" for m in MONTH_MEASURES)
+    insert = f"INSERT INTO contact_rollup_months ({columns}) VALUES ({values}) "  # noqa: S608 (constant names)
+    return insert + f"ON CONFLICT ({keys}) DO UPDATE SET {adds}"
 
 
 @functools.cache
@@ -240,7 +273,13 @@ def _pg_upsert_sql() -> str:
     with the key under one-letter names and only the nonzero measures, under their index
     (``{"b": "opened", "d": "2026-10-01", …, "0": 1, "5": 1, …}``): one round trip and a set-based
     upsert. ``json_to_recordset`` parses each row once into typed columns, which costs PostgreSQL
-    about a third less than reading 47 measures out of a ``jsonb`` array each by its own path."""
+    about a third less than reading 47 measures out of a ``jsonb`` array each by its own path.
+
+    The same statement adds the rows' month totals to ``contact_rollup_months`` (grouped by month,
+    so that no month row is updated twice). Parameters: the payload, then the tenant id twice. The
+    daily upsert is a CTE whose row count the month upsert's one-time filter reads, so it runs to
+    completion first: every applier locks a tenant's daily rows in key order, then its month rows in
+    key order (no deadlock between concurrent appliers)."""
     keys = ", ".join(("tenant_id", *DIMENSIONS))
     types = ("text", "date", "text", "text", "text", "text")
     columns = [f"{k} {t}" for k, t in zip(_PG_KEYS, types, strict=True)]
@@ -248,17 +287,31 @@ def _pg_upsert_sql() -> str:
     measures = (f'coalesce(x."{i}", 0)' for i in range(N))
     values = ", ".join(["CAST(%s AS uuid)", *(f"x.{k}" for k in _PG_KEYS), *measures])
     adds = ", ".join(f"{m} = contact_rollups.{m} + excluded.{m}" for m in MEASURES)
+    month_keys = ", ".join(("tenant_id", *MONTH_DIMENSIONS))
+    month_of = "x.d - CAST(EXTRACT(DAY FROM x.d) AS integer) + 1"  # date arithmetic, no time zone
+    month_group = ["x.b", month_of, "x.c", "x.i", "x.l", "x.r"]
+    month_sums = [f'sum(coalesce(x."{i}", 0))' for i in _MONTH_INDEX]
+    month_adds = ", ".join(f"{m} = contact_rollup_months.{m} + excluded.{m}" for m in MONTH_MEASURES)
     return (
-        f"INSERT INTO contact_rollups ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
-        f"SELECT {values} FROM json_to_recordset(CAST(%s AS json)) AS x({record}) "
+        f"WITH x AS (SELECT * FROM json_to_recordset(CAST(%s AS json)) AS x({record})), "  # noqa: S608 (constants)
+        f"daily AS (INSERT INTO contact_rollups ({', '.join(_COLUMNS)}) "
+        f"SELECT {values} FROM x "
         # Key order: concurrent appliers lock the rows they share in the same order (no deadlock).
         f"ORDER BY {', '.join(f'x.{k}' for k in _PG_KEYS)} "
-        f"ON CONFLICT ({keys}) DO UPDATE SET {adds}"
+        f"ON CONFLICT ({keys}) DO UPDATE SET {adds} RETURNING 1) "
+        f"INSERT INTO contact_rollup_months ({', '.join(_MONTH_COLUMNS)}) "
+        f"SELECT CAST(%s AS uuid), {', '.join(month_group)}, {', '.join(month_sums)} FROM x "
+        "WHERE (SELECT count(*) FROM daily) >= 0 "
+        f"GROUP BY {', '.join(month_group)} "
+        f"HAVING {' OR '.join(f'{m} <> 0' for m in month_sums)} "
+        f"ORDER BY {', '.join(month_group)} "
+        f"ON CONFLICT ({month_keys}) DO UPDATE SET {month_adds}"
     )
 
 
 # A row is removed only when every measure is zero: then it is the same as no row.
 _ALL_ZERO = tuple(ROLLUP.c[m] == 0 for m in MEASURES)
+_MONTH_ALL_ZERO = tuple(MONTHS.c[m] == 0 for m in MONTH_MEASURES)
 
 
 async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequence[tuple[Key, Vector]]) -> None:
@@ -286,14 +339,18 @@ async def add_to_rollups(session: AsyncSession, tenant_id: uuid.UUID, rows: Sequ
     connection = await session.connection()
     if session.bind.dialect.name == "postgresql":
         payload = msgspec.json.encode([_PgRow(*k, *v) for k, v in rows]).decode()
-        await connection.exec_driver_sql(_pg_upsert_sql(), (tenant_id, payload))
+        await connection.exec_driver_sql(_pg_upsert_sql(), (payload, tenant_id, tenant_id))
     else:  # executemany in the driver; stored as SQLAlchemy stores them on SQLite: hex UUID, ISO date
         tid = tenant_id.hex
         params = [(tid, k[0], k[1].isoformat(), *k[2:], *v) for k, v in rows]
         await connection.exec_driver_sql(_upsert_sql("sqlite"), params)
+        months = [(tid, k[0], k[1].isoformat(), *k[2:], *v) for k, v in month_totals(rows).items()]
+        if months:
+            await connection.exec_driver_sql(_month_upsert_sql(), months)
     if any(x < 0 for _, v in rows for x in v):
         # Only a row whose every measure is zero goes: deltas commute (see `add_to_rollups`).
         await session.execute(sa.delete(ROLLUP).where(ROLLUP.c.tenant_id == tenant_id, *_ALL_ZERO))
+        await session.execute(sa.delete(MONTHS).where(MONTHS.c.tenant_id == tenant_id, *_MONTH_ALL_ZERO))
 
 
 # --- recount and rebuild ----------------------------------------------------------------------
@@ -353,6 +410,20 @@ async def rebuild(db: Databases, tenant_id: uuid.UUID, timezone: str) -> int:
     async with db.control_transaction() as session:
         await response_rollups.replace_rows(session, tenant_id, frt)
         await session.execute(sa.delete(ROLLUP).where(ROLLUP.c.tenant_id == tenant_id))
+        await session.execute(sa.delete(MONTHS).where(MONTHS.c.tenant_id == tenant_id))
+        months = month_totals(rows.items())
+        if months:
+            await session.execute(
+                sa.insert(MONTHS),
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        **dict(zip(MONTH_DIMENSIONS, k, strict=True)),
+                        **dict(zip(MONTH_MEASURES, v, strict=True)),
+                    }
+                    for k, v in months.items()
+                ],
+            )
         if rows:
             await session.execute(
                 sa.insert(ROLLUP),
@@ -366,6 +437,17 @@ async def rebuild(db: Databases, tenant_id: uuid.UUID, timezone: str) -> int:
                 ],
             )
     return len(rows) + len(frt)
+
+
+async def stored_months(session: AsyncSession, tenant_id: uuid.UUID) -> dict[Key, Vector]:
+    """The tenant's stored month totals (nonzero rows), keyed like `month_totals`."""
+    rows = await session.execute(sa.select(MONTHS).where(MONTHS.c.tenant_id == tenant_id))
+    out = {}
+    for row in rows.mappings():
+        vector = [int(row[m]) for m in MONTH_MEASURES]
+        if any(vector):
+            out[tuple(row[d] for d in MONTH_DIMENSIONS)] = vector
+    return out
 
 
 # --- reading ----------------------------------------------------------------------------------
