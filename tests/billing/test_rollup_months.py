@@ -155,12 +155,12 @@ class TestMonthTotals:
 
 
 def test_the_migration_backfills_the_month_totals_from_the_daily_rows(backend, tmp_path):
-    """Revision 0018_rollup_months on a database whose daily rows exist already (both databases)."""
+    """Revision 0020_rollup_months on a database whose daily rows exist already (both databases)."""
     settings, created = build_settings(backend, tmp_path)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.database.control_url
-        command.upgrade(alembic_config("control", url), "0017")
+        command.upgrade(alembic_config("control", url), "0019_tenant_cells")
         rnd = random.Random(7)
         tenants = [uuid.uuid4() for _ in range(3)]
         daily: dict[uuid.UUID, dict] = {t: {} for t in tenants}

@@ -5,8 +5,8 @@ the measures the invoice run reads (contacts, rated, csat_good). ``rollups.add_t
 ``rollups.rebuild`` keep them in the same transaction as the daily rows. WITHOUT ROWID on SQLite
 (rows in key order, like ``contact_rollups``).
 
-Revision ID: 0018_rollup_months
-Revises: 0017
+Revision ID: 0020_rollup_months
+Revises: 0019_tenant_cells
 Create Date: 2026-11-30
 
 """
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0018_rollup_months"
-down_revision: str | Sequence[str] | None = "0017"
+revision: str = "0020_rollup_months"
+down_revision: str | Sequence[str] | None = "0019_tenant_cells"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
