@@ -24,7 +24,7 @@ from billing.metering.models import MEASURES, MONTH_DIMENSIONS, MONTH_MEASURES, 
 from billing.metering.service import ingest_contacts
 from control_plane.migrate import alembic_config
 from tests.billing.conftest import contact, ts
-from tests.billing.test_service import assert_only_conflicts
+from tests.billing.test_rollups_commute import _ingest_deferred
 from tests.conftest import build_settings, drop_databases
 
 # 2026-11-01 00:00 in New York is 04:00 UTC: contacts opened or resolved around it fall in two months.
@@ -94,11 +94,9 @@ class TestMonthTotals:
         prefix = f"m{next(_examples)}"
         batch = [_body(prefix, v) for v in ops]
         bounds = [0, *sorted(set(cuts)), len(batch)]
-        pending = []
-        for part in (batch[a:b] for a, b in itertools.pairwise(bounds) if batch[a:b]):
-            result = await ingest_contacts(dbs, keyring, None, t.slug, part, defer_rollups=True)
-            assert_only_conflicts(result, part)
-            pending += result.pending
+        pending = await _ingest_deferred(
+            dbs, keyring, t.slug, [batch[a:b] for a, b in itertools.pairwise(bounds) if batch[a:b]]
+        )
         order = list(pending)
         random.Random(seed).shuffle(order)
         try:
