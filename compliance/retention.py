@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from billing.metering import partitions
+from billing.metering import contact_keys, partitions
 from billing.metering.models import Contact, WebhookEvent
 from compliance.models import AuditEntry
 from compliance.service import SYSTEM, Actor, append_audit_entry
@@ -59,7 +59,12 @@ async def _purge_table(db: Databases, region: str, model, column, tenant_id: uui
             ).all()
             if not ids:
                 return removed
-            await cell.execute(sa.delete(model).where(model.id.in_(ids)))
+            delete = sa.delete(model).where(model.id.in_(ids))
+            if model is Contact:  # their keys go with them (billing.metering.contact_keys)
+                gone = (await cell.scalars(delete.returning(Contact.external_id))).all()
+                await contact_keys.drop_keys(cell, tenant_id, gone)
+            else:
+                await cell.execute(delete)
             removed += len(ids)
 
 
@@ -96,6 +101,7 @@ async def _drop_expired_partition(
             if tenant_id not in cutoffs or latest >= cutoffs[tenant_id]:
                 return {}
             counts[tenant_id] = n
+        await contact_keys.drop_partition_keys(cell, name)
         await cell.execute(sa.text(f"DROP TABLE {name}"))
         return counts
 

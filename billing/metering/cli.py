@@ -9,7 +9,7 @@ from collections.abc import Callable
 import click
 import sqlalchemy as sa
 
-from billing.metering import deltas, moves, rollups
+from billing.metering import contact_keys, deltas, moves, rollups
 from billing.metering.webhooks.service import replay_events
 from compliance.retention import has_purged_contacts
 from control_plane.actors import SYSTEM
@@ -68,6 +68,12 @@ async def rebuild_rollups(
                     )
                 else:
                     echo(f"{tenant_slug}: {len(months)} month rows, match the daily rows")
+                for cell in sorted(dbs.cells):  # PostgreSQL: every contact has its key (contact_keys)
+                    async with dbs.cell_session(cell) as session:
+                        missing = await contact_keys.missing_keys(session, tenant_id)
+                    if missing:
+                        ok = False
+                        echo(f"{tenant_slug}: {missing} contacts in cell {cell} lack a contact key")
                 same = recount == stored
                 ok &= same
                 verdict = "match the recount" if same else "DIFFER from the recount"

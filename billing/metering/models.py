@@ -74,6 +74,23 @@ class Contact(CellBase):
     first_resolved_at: Mapped[datetime | None]
 
 
+class ContactKey(CellBase):
+    """One row per stored contact: ``(tenant_id, external_id)`` unique across the monthly partitions of
+    ``contacts`` on PostgreSQL, whose own unique index must hold ``opened_at`` (the partition key).
+
+    Ingest copies a batch's new keys before its contacts, so two batches storing one new contact clash
+    here whatever its ``opened_at`` (the later one waits, then fails and runs again as an update), and
+    its probe for stored versions reads this one index instead of every partition's
+    (`billing.metering.contact_keys`). Whoever deletes contacts deletes their keys. SQLite keeps one
+    ``contacts`` table with a unique ``(tenant_id, external_id)``: there this table stays empty.
+    """
+
+    __tablename__ = "contact_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    external_id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+
+
 class RollupDelta(CellBase):
     """Counts a cell owes the control database, written in the same transaction as the contacts.
 

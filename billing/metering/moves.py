@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.metering import deltas, rollups
+from billing.metering import contact_keys, deltas, rollups
 from billing.metering.models import Contact, RollupDelta
 from control_plane import cells
 from control_plane.audit import append_audit_entry
@@ -66,13 +66,16 @@ async def _rows(cell: AsyncSession, tenant_id: uuid.UUID) -> dict[str, tuple]:
     return {row.external_id: tuple(row) for row in result}
 
 
-async def _insert(cell: AsyncSession, rows: list[tuple]) -> None:
+async def _insert(cell: AsyncSession, tenant_id: uuid.UUID, rows: list[tuple]) -> None:
     names = [c.name for c in CONTACT_COLUMNS]
     for start in range(0, len(rows), CHUNK):
-        await cell.execute(sa.insert(Contact), [dict(zip(names, r, strict=True)) for r in rows[start : start + CHUNK]])
+        chunk = [dict(zip(names, r, strict=True)) for r in rows[start : start + CHUNK]]
+        await contact_keys.add_keys(cell, tenant_id, [row["external_id"] for row in chunk])
+        await cell.execute(sa.insert(Contact), chunk)
 
 
 async def _clear(cell: AsyncSession, tenant_id: uuid.UUID) -> int:
+    await contact_keys.drop_keys(cell, tenant_id)
     removed = await cell.execute(sa.delete(Contact).where(Contact.tenant_id == tenant_id))
     await cell.execute(sa.delete(RollupDelta).where(RollupDelta.tenant_id == tenant_id))
     return removed.rowcount or 0
@@ -86,7 +89,7 @@ async def _bulk_copy(db: Databases, tenant_id: uuid.UUID, source: str, target: s
         result = await src.stream(sa.select(*CONTACT_COLUMNS).where(Contact.tenant_id == tenant_id))
         async for part in result.partitions(CHUNK):
             async with db.cell_session(target) as dst, dst.begin():
-                await _insert(dst, [tuple(r) for r in part])
+                await _insert(dst, tenant_id, [tuple(r) for r in part])
             copied += len(part)
     return copied
 
@@ -98,12 +101,13 @@ async def _catch_up(src: AsyncSession, dst: AsyncSession, tenant_id: uuid.UUID, 
     redo = set(changed)
     stale = [external_id for external_id in there if external_id not in here or external_id in redo]
     for start in range(0, len(stale), CHUNK):
+        await contact_keys.drop_keys(dst, tenant_id, stale[start : start + CHUNK])
         await dst.execute(
             sa.delete(Contact).where(
                 Contact.tenant_id == tenant_id, Contact.external_id.in_(stale[start : start + CHUNK])
             )
         )
-    await _insert(dst, [here[k] for k in changed])
+    await _insert(dst, tenant_id, [here[k] for k in changed])
     report.caught_up = len(changed)
     pending = (await src.execute(sa.select(*DELTA_COLUMNS).where(RollupDelta.tenant_id == tenant_id))).all()
     if pending:
@@ -116,6 +120,8 @@ async def _catch_up(src: AsyncSession, dst: AsyncSession, tenant_id: uuid.UUID, 
     in_source, in_target = await src.scalar(count), await dst.scalar(count)
     if in_source != in_target:
         raise MoveRefused(f"the copy holds {in_target} contacts, the source {in_source}: nothing was switched")
+    if missing := await contact_keys.missing_keys(dst, tenant_id):
+        raise MoveRefused(f"{missing} copied contacts have no contact key in the target: nothing was switched")
     report.contacts = int(in_source or 0)
 
 

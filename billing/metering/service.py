@@ -207,7 +207,10 @@ async def _write_region(
         try:
             async with cells.tenant_cell(db, ctx.id, region) as (name, cell):
                 return name, await write_to_cell(cell, ctx, items, now, probe_first=attempt == 1)
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):  # a lock after a copy (cell_writes)
+        except (
+            psycopg.errors.UniqueViolation,
+            psycopg.errors.DeadlockDetected,
+        ):  # stored first elsewhere (cell_writes)
             if attempt == WRITE_ATTEMPTS:
                 raise
             attempt += 1

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from billing.metering.models import Contact
+from billing.metering.models import Contact, ContactKey
 from control_plane.database import Databases
 
 T0 = datetime(2026, 10, 14, 9, 0, tzinfo=UTC)
@@ -108,3 +108,10 @@ async def cell_contacts(dbs: Databases, tenant_id: uuid.UUID) -> dict[str, dict[
             rows = (await cell.execute(sa.select(Contact).where(Contact.tenant_id == tenant_id))).scalars().all()
         out[region] = {r.external_id: r for r in rows}
     return out
+
+
+async def cell_keys(dbs: Databases, cell: str, tenant_id: uuid.UUID) -> set[str]:
+    """The tenant's rows of ``contact_keys`` in ``cell`` (PostgreSQL keeps one per stored contact)."""
+    async with dbs.cell_session(cell) as session:
+        rows = await session.scalars(sa.select(ContactKey.external_id).where(ContactKey.tenant_id == tenant_id))
+        return set(rows)

@@ -27,7 +27,7 @@ from control_plane.cli import main as bpoctl
 from control_plane.database import Databases
 from control_plane.migrate import upgrade_all
 from control_plane.settings import Settings, cell_region, load_settings
-from tests.billing.conftest import T0, contact, ts
+from tests.billing.conftest import T0, cell_keys, contact, ts
 from tests.conftest import BACKENDS, _pg_admin_dsn, _pg_url, drop_databases
 
 CELLS = ["control", "eu-1", "eu-2", "us", "sg", "cn"]
@@ -249,6 +249,8 @@ class TestMoveUnderIngest:
         moved = await tenant_rows(dbs, target, t.id)
         assert sorted(moved) == sorted(sent)  # every contact once, and only those sent
         assert {k: ts(r.updated_at) for k, r in moved.items()} == sent  # each at its latest version
+        if dbs.cells[target].dialect.name == "postgresql":  # the keys moved with them (contact_keys)
+            assert await cell_keys(dbs, target, t.id) == set(sent) and await cell_keys(dbs, source, t.id) == set()
         async with dbs.cell_session(source) as session:
             left = await session.scalar(
                 sa.select(sa.func.count()).select_from(RollupDelta).where(RollupDelta.tenant_id == t.id)

@@ -58,8 +58,8 @@ class TestOneContactOneRow:
         self, dbs, keyring, ingest_tenant, backend
     ):
         """Their version (another month, older ``updated_at``) commits after ours probed the contact as new
-        and before ours copies it: the unique index (it holds ``opened_at``) cannot see the clash on
-        PostgreSQL, the check under the tenant's lock does, and our part runs again as an update."""
+        and before ours copies it: the unique index of ``contacts`` (it holds ``opened_at``) cannot see the
+        clash on PostgreSQL, the primary key of ``contact_keys`` does, and our part runs again as an update."""
         t = await ingest_tenant()
         theirs = [contact("k0", opened=EARLIER, updated_at=ts(T0))]
         ours = [contact("k0"), contact("k1")]
@@ -119,6 +119,8 @@ if "postgres" in BACKENDS:
 
                 with engine.begin() as conn:
                     assert conn.exec_driver_sql("SELECT * FROM contacts ORDER BY id").all() == before
+                    keys = conn.exec_driver_sql("SELECT tenant_id, external_id FROM contact_keys").all()
+                    assert sorted(keys) == sorted((r.tenant_id, r.external_id) for r in before)  # c0007
                     kind = conn.exec_driver_sql("SELECT relkind FROM pg_class WHERE oid = 'contacts'::regclass")
                     assert kind.scalar() == "p"
                     placed = conn.exec_driver_sql("SELECT id, tableoid::regclass::text FROM contacts").all()
@@ -156,7 +158,8 @@ if "postgres" in BACKENDS:
     class TestPartitionsOnPostgres:
         async def test_rows_live_in_their_month_and_move_with_an_update(self, dbs, keyring, ingest_tenant):
             t = await ingest_tenant()
-            await partitions.create_partitions_ahead(dbs)  # the session's cells were migrated after T0's month
+            async with dbs.cell_session("eu") as cell, cell.begin():  # the cells were migrated after these months
+                await partitions.create_partitions(cell, [partitions.month_of(T0), partitions.month_of(EARLIER)])
             await ingest_contacts(dbs, keyring, None, t.slug, [contact("q1")])
             assert await partition_of(dbs, t.id, "q1") == "contacts_p2026_10"
             moved = contact("q1", opened=EARLIER, updated_at=ts(T0 + timedelta(hours=1)))

@@ -79,7 +79,7 @@ class _HookedCursor(_Wrapper):
 
     @contextlib.asynccontextmanager
     async def copy(self, statement, *args, **kw):
-        if statement.startswith("COPY contacts"):
+        if statement.startswith(("COPY contact_keys", "COPY contacts")):  # the keys come first
             await self.hooks.before_contacts_write()
         async with self.real.copy(statement, *args, **kw) as copy:
             yield copy
@@ -115,8 +115,8 @@ class FlakyDatabases(HookedDatabases):
 
 class RacingDatabases(HookedDatabases):
     """Test double of the cell sessions: a concurrent batch runs to its commit after a batch read the
-    stored versions and before it writes its contacts. PostgreSQL: right before its COPY (no lock is
-    held then: the contacts looked new). SQLite: before the batch's first write, which takes the
+    stored versions and before it writes its contacts. PostgreSQL: right before it copies their keys
+    (no lock is held then: the contacts looked new). SQLite: before the batch's first write, which takes the
     database's lock (the versions are read under it there). Counts the delta rows the batch writes:
     one per attempt to store its part of a cell."""
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from billing.metering import partitions
 from compliance.models import AuditEntry
 from compliance.retention import PURGED, purge_expired_contacts
+from tests.billing.conftest import cell_keys
 from tests.compliance.conftest import billing_snapshot, cell_rows, contact, ingest
 from tests.conftest import BACKENDS
 
@@ -69,6 +70,9 @@ if "postgres" in BACKENDS:
             assert {cell: set(rows) for cell, rows in (await cell_rows(dbs, short.id)).items() if rows} == {}
             assert list((await cell_rows(dbs, decade.id))["eu"]) == [kept["external_id"]]
             assert {t.slug: await billing_snapshot(dbs, t.id) for t in (short, year, decade)} == before
+            for t in (short, year, decade):  # the keys of purged contacts went with them, dropped or deleted
+                rows = await cell_rows(dbs, t.id)
+                assert {cell: await cell_keys(dbs, cell, t.id) for cell in rows} == {c: set(r) for c, r in rows.items()}
             async with dbs.control_session() as session:
                 entries = {
                     e.stream: e.data
