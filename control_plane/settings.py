@@ -73,6 +73,9 @@ class Settings:
     secure_cookies: bool = False
     # /ready answers 503 when a rollup delta has waited in a cell longer than this (seconds).
     ready_max_delta_age: float = 300.0
+    # A process applies its batches' rollup deltas at most once per this many seconds (those of the
+    # batches in between go together: fewer, larger upserts on the control database); 0: at once.
+    rollup_interval: float = 0.2
     # Origins whose pages may call the API from a browser (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     # Outbound webhooks to loopback, link-local or private addresses (tests, on-premise receivers).
@@ -92,6 +95,17 @@ class Settings:
     @property
     def session_secret_path(self) -> Path:
         return self.data_dir / "session.key"
+
+
+def _seconds(env: dict[str, str], name: str, default: str, *, most: float) -> float:
+    raw = env.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: expected a number of seconds, got {raw!r}") from None
+    if not 0 <= value <= most:
+        raise ValueError(f"{name}: expected seconds from 0 to {most:g}, got {raw!r}")
+    return value
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -126,6 +140,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         public_url=env.get("BPO_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
         secure_cookies=env.get("BPO_SECURE_COOKIES") == "1",
         ready_max_delta_age=float(env.get("BPO_READY_MAX_DELTA_AGE", "300")),
+        rollup_interval=_seconds(env, "BPO_ROLLUP_INTERVAL", "0.2", most=10.0),
         cors_origins=tuple(o.strip() for o in env.get("BPO_CORS_ORIGINS", "").split(",") if o.strip()),
         allow_private_webhooks=env.get("BPO_ALLOW_PRIVATE_WEBHOOKS") == "1",
         metrics_token=env.get("BPO_METRICS_TOKEN") or None,

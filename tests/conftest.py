@@ -48,7 +48,10 @@ def build_settings(backend: str, tmp: Path) -> tuple[Settings, list[str]]:
     """Settings for one backend; PostgreSQL gets fresh databases named after this run."""
     # The fake webhook receivers listen on loopback: the outbound-address rule is lifted (and tested
     # on its own with settings that keep it).
-    env: dict[str, str] = {"BPO_DATA_DIR": str(tmp), "BPO_ALLOW_PRIVATE_WEBHOOKS": "1"}
+    # Rollups are applied after each answer at once (BPO_ROLLUP_INTERVAL 0): a test client waits for an
+    # answer's background work, so the product's interval would make every quick series of batches wait
+    # (the interval has its own test, tests/billing/test_service.py).
+    env: dict[str, str] = {"BPO_DATA_DIR": str(tmp), "BPO_ALLOW_PRIVATE_WEBHOOKS": "1", "BPO_ROLLUP_INTERVAL": "0"}
     created: list[str] = []
     if backend == "postgres":
         stem = f"bpo_t_{os.getpid()}_{secrets.token_hex(3)}"

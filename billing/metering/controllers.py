@@ -38,7 +38,7 @@ def _applier(state: State) -> deltas.DeltaApplier:
     """The process's rollup applier: a batch's delta (durable in its cell) is applied after the answer."""
     applier = state.get("rollup_applier")
     if applier is None:
-        applier = state["rollup_applier"] = deltas.DeltaApplier(state.db)
+        applier = state["rollup_applier"] = deltas.DeltaApplier(state.db, interval=state.settings.rollup_interval)
     return applier
 
 

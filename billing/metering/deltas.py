@@ -159,16 +159,26 @@ class DeltaApplier:
 
     Callers ``await apply(pending)``; while one application runs, deltas of later batches queue up
     and the next caller applies all of them at once (group commit): fewer, larger upserts and
-    commits, and one writer of the rollup rows per process. A failure leaves the deltas in their
-    cells, where ``apply_pending`` (the ``rollup_deltas`` job, or ``bpoctl rollups apply-pending``)
-    applies them exactly once later; the receipts make a second application a no-op.
+    commits, and one writer of the rollup rows per process. Applications are also at least
+    ``interval`` seconds apart (``BPO_ROLLUP_INTERVAL``): a caller that comes sooner after the last
+    one waits out the rest of the interval, and the callers meanwhile leave their deltas to it. The
+    batches of a busy tenant mostly share their days and keys, so their summed delta has far fewer
+    rows than its parts (on the ingest benchmark, 8 batches per application: a quarter of the
+    contact rollup rows and two thirds of the first-response rows to upsert). A caller that finds
+    ``max_queued`` waiting applies at once. A failure leaves the deltas in their cells, where
+    ``apply_pending`` (the ``rollup_deltas`` job, or ``bpoctl rollups apply-pending``) applies them
+    exactly once later; the receipts make a second application a no-op.
     """
 
-    def __init__(self, db: Databases, *, max_queued: int = 4) -> None:
+    def __init__(self, db: Databases, *, max_queued: int = 16, interval: float = 0.0) -> None:
         self.db = db
         self.max_queued = max_queued
+        self.interval = interval
+        self.applications = 0  # how many control transactions applied deltas (tests, figures)
         self._queue: list[PendingDelta] = []
         self._lock = asyncio.Lock()
+        self._last = float("-inf")  # when the last application began (event loop time)
+        self._waiting = False  # a caller waits out the interval for everyone queued
 
     @property
     def behind(self) -> bool:
@@ -180,9 +190,21 @@ class DeltaApplier:
         if not pending:
             return
         self._queue.extend(pending)
+        loop = asyncio.get_running_loop()
+        rest = self._last + self.interval - loop.time()
+        if rest > 0 and not self.behind:
+            if self._waiting:  # the waiting caller applies ours with its own
+                return
+            self._waiting = True
+            try:
+                await asyncio.sleep(rest)
+            finally:
+                self._waiting = False
         async with self._lock:
             taken, self._queue = self._queue, []
             if taken:  # else an earlier caller applied ours with its own
+                self._last = loop.time()
+                self.applications += 1
                 await self._apply(taken)
 
     async def _apply(self, taken: list[PendingDelta]) -> None:

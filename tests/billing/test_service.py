@@ -272,6 +272,28 @@ class TestIngestIsLossFree:
         assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
         assert await deltas.apply_deltas(dbs, "eu", [(p.delta_id, p.tenant_id, p.rows) for p in pending]) == 0
 
+    async def test_applications_are_an_interval_apart_and_the_batches_in_between_go_together(
+        self, dbs, keyring, ingest_tenant
+    ):
+        t = await ingest_tenant()
+        batches = [[contact(f"i{b}-{i}", intent="refund" if i % 2 else "wismo") for i in range(3)] for b in range(5)]
+        pending = [(await ingest_contacts(dbs, keyring, None, t.slug, b, defer_rollups=True)).pending for b in batches]
+        applier = deltas.DeltaApplier(dbs, interval=0.5)
+        await applier.apply(pending[0])  # the first application: at once
+        assert applier.applications == 1 and await rollups_of(dbs, t.id) != {}
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        # Two batches within the interval: the first caller waits out its rest and takes both.
+        await asyncio.gather(applier.apply(pending[1]), applier.apply(pending[2]))
+        assert applier.applications == 2 and loop.time() - began >= 0.3
+        # A caller that finds max_queued deltas waiting applies at once, whatever the interval.
+        hurried = deltas.DeltaApplier(dbs, interval=60, max_queued=2)
+        await hurried.apply(pending[3][:1])
+        await asyncio.wait_for(hurried.apply(pending[3] + pending[4]), 10)
+        assert hurried.applications == 2
+        assert await deltas.apply_pending(dbs, t.id) == 0  # nothing was left in the cell
+        assert await rollups_of(dbs, t.id) == await rollups.recount(dbs, t.id, t.timezone)
+
 
 class TestRollupDays:
     def test_the_day_is_the_tenants_day_across_midnight_and_dst(self):

@@ -54,3 +54,16 @@ if PG_URL:  # PostgreSQL only (SQLite has no pool of server connections); CI alw
             assert await _backend_pid(engine) != first  # ...and the pool replaced it right after
         finally:
             await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [("soon", "expected a number of seconds, got 'soon'"), ("-1", "expected seconds from 0 to 10, got '-1'")],
+)
+def test_the_rollup_interval_is_seconds_from_0_to_10(raw, reason, tmp_path):
+    from control_plane.settings import load_settings
+
+    assert load_settings({"BPO_DATA_DIR": str(tmp_path)}).rollup_interval == 0.2
+    assert load_settings({"BPO_DATA_DIR": str(tmp_path), "BPO_ROLLUP_INTERVAL": "1.5"}).rollup_interval == 1.5
+    with pytest.raises(ValueError, match=f"BPO_ROLLUP_INTERVAL: {reason}"):
+        load_settings({"BPO_DATA_DIR": str(tmp_path), "BPO_ROLLUP_INTERVAL": raw})
