@@ -17,6 +17,7 @@ from billing.invoices.pages import PAGE_ROUTES as INVOICE_PAGES
 from billing.invoices.payment_controllers import ROUTES as PAYMENT_ROUTES
 from billing.invoices.payment_pages import PAGE_ROUTES as PAYMENT_PAGES
 from billing.invoices.schemas import CreditNoteIn, ReasonIn, VoidIn
+from billing.metering.cell_pages import ROUTES as CELL_PAGES
 from billing.metering.cli import rollups_group, tenants_group, webhooks_group
 from billing.metering.controllers import ROUTES as METERING_ROUTES
 from billing.metering.controllers import rollups_ready
@@ -32,6 +33,7 @@ DOMAIN = Domain(
     "billing",
     routes=[
         *METERING_ROUTES,
+        *CELL_PAGES,
         *INVOICE_ROUTES,
         *ITEMISED_ROUTES,
         *INVOICE_PAGES,
@@ -74,6 +76,7 @@ DOMAIN = Domain(
     nav=[
         NavLink("drafts", "Drafts", "/billing/drafts", frozenset(ONBOARDING), order=20),
         NavLink("issuers", "Issuers", "/billing/issuers", frozenset({Role.platform_admin}), order=21),
+        NavLink("cells", "Cells", "/cells", frozenset({Role.platform_admin}), order=70),
     ],
     tenant_tabs=[
         NavLink("usage", "Usage", "/tenants/{slug}/usage", frozenset(EVERYONE), order=20),

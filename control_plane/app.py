@@ -21,7 +21,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import account, mail_pages, openapi, telemetry, users
+from control_plane import account, key_pages, mail_pages, openapi, telemetry, users
 from control_plane import controllers as cp
 from control_plane.auth import AuthenticationMiddleware, Principal, authorize
 from control_plane.bodies import BodyGuardMiddleware
@@ -144,6 +144,7 @@ def create_app(
             *account.ROUTES,
             metrics_endpoint,
             *mail_pages.ROUTES,
+            *key_pages.ROUTES,
             static,
         ],
         plugins=[*domains()],  # each domain adds its routes (control_plane.plugins)

@@ -22,6 +22,7 @@ USER_ADMINS = frozenset({Role.platform_admin.value, Role.account_manager.value})
 KERNEL_NAV = (
     NavLink("users", "Users", "/users", USER_ADMINS, order=80),
     NavLink("mail", "Mail", "/mail", USER_ADMINS, order=85),
+    NavLink("keys", "Keys", "/keys", frozenset({Role.platform_admin.value}), order=87),
     NavLink("account", "My account", "/account", frozenset(str(r) for r in EVERYONE), order=90),
 )
 KERNEL_TABS = (

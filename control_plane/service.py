@@ -139,7 +139,9 @@ async def revoke_token(session: AsyncSession, actor: Actor, token_id: uuid.UUID 
     return token
 
 
-async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) -> tuple[int, list[str]]:
+async def rotate_keys(
+    settings: Any, keyring: Any, *, keep_old: bool = False, actor: Any = SYSTEM
+) -> tuple[int, list[str]]:
     """Rotate every key: a new key-ring key, every sealed secret re-sealed under it in one transaction
     (each domain's re-sealers), what domains key themselves rotated (the audit signing key: the old
     one stays published), then key-ring keys nothing uses are dropped.
@@ -164,7 +166,7 @@ async def rotate_keys(settings: Any, keyring: Any, *, keep_old: bool = False) ->
             await append_audit_entry(
                 session,
                 stream=PLATFORM,
-                actor=SYSTEM,
+                actor=actor,
                 action="keys.rotated",
                 target=f"keyring:{keyring.active}",
                 data={"resealed": changed, **rotated},
