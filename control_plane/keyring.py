@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -50,6 +50,9 @@ class KeyRingError(Exception):
 class KeyRing:
     keys: dict[str, bytes] = field(default_factory=dict)
     active: str = ""
+    # Called with a key id this ring does not hold before a decryption gives up: a running instance's
+    # ring reloads itself there (another instance rotated it since the last poll, keystore.RingWatcher).
+    on_unknown_key: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def generate(cls) -> KeyRing:
@@ -78,6 +81,9 @@ class KeyRing:
         if prefix != PREFIX:
             raise KeyRingError(f"unknown ciphertext version {prefix!r}")
         key = self.keys.get(kid)
+        if key is None and self.on_unknown_key is not None:
+            self.on_unknown_key(kid)
+            key = self.keys.get(kid)
         if key is None:
             raise KeyRingError(f"key {kid!r} is not in the key ring")
         raw = _b64d(body)

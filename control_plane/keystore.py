@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from control_plane.keyring import KeyRing, KeyRingError, MasterKey, load_master_
 from control_plane.models import KeyRingKey, KeyRingState, SealedSecret
 
 POLL_SECONDS = 2.0
+RELOAD_GAP = 1.0  # seconds between two immediate reloads for unknown key ids (RingWatcher.reload_now)
 RING_ROW = 1
 SESSION_SECRET = "session"
 
@@ -157,13 +159,37 @@ def key_store(settings) -> KeyStore:
 
 @dataclass
 class RingWatcher:
-    """Keeps one process's :class:`KeyRing` in step with the database (polls the version row)."""
+    """Keeps one process's :class:`KeyRing` in step with the database (polls the version row).
+
+    Between two polls a ciphertext can name a key this process has not loaded (another instance
+    rotated the ring and re-sealed the secrets): the ring then calls `reload_now`, which reads the
+    ring at once (a short synchronous read of the control database ``url``, at most once per
+    `RELOAD_GAP` seconds, so a stray key id cannot make every request read the database)."""
 
     store: KeyStore
     ring: KeyRing
     version: int
     poll_seconds: float = POLL_SECONDS
     on_reload: list[Callable[[KeyRing], None]] = field(default_factory=list)
+    url: str | None = None  # the control database, for `reload_now`
+    reloaded_at: float = field(default=float("-inf"), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            self.ring.on_unknown_key = self.reload_now
+
+    def reload_now(self, kid: str) -> None:
+        if self.url is None or time.monotonic() - self.reloaded_at < RELOAD_GAP:
+            return
+        self.reloaded_at = time.monotonic()
+        engine = _sync_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                fresh, version = self.store.load(conn)
+        finally:
+            engine.dispose()
+        self.adopt(fresh, version)
+        log.info("key ring reloaded for key %s: version %s, active key %s", kid, version, fresh.active)
 
     def adopt(self, fresh: KeyRing, version: int) -> None:
         # The same object everyone holds is updated: keys first, so the new active key is always present.
@@ -205,7 +231,7 @@ def open_ring_sync(settings) -> tuple[RingWatcher, bytes | None]:
             secret = None if os.environ.get("BPO_SESSION_SECRET") else store.session_secret(conn)
     finally:
         engine.dispose()
-    return RingWatcher(store, ring, version), secret
+    return RingWatcher(store, ring, version, url=settings.database.control_url), secret
 
 
 def load_keyring_sync(settings) -> KeyRing:
@@ -224,7 +250,7 @@ async def open_ring(settings, engine: AsyncEngine) -> RingWatcher:
     store = key_store(settings)
     async with engine.connect() as conn:
         ring, version = await conn.run_sync(store.load)
-    return RingWatcher(store, ring, version)
+    return RingWatcher(store, ring, version, url=settings.database.control_url)
 
 
 async def save_ring(engine: AsyncEngine, store: KeyStore, ring: KeyRing) -> int:

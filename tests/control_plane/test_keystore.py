@@ -106,3 +106,21 @@ class TestRotation:
         finally:
             await one.dispose()
             await two.dispose()
+
+    async def test_a_secret_sealed_under_a_key_not_loaded_yet_reloads_the_ring_at_once(self, fresh):
+        one, two = Databases(fresh.database), Databases(fresh.database)
+        try:
+            first = await open_ring(fresh, one.control)
+            second = await open_ring(fresh, two.control)
+            await rotate_keys(fresh, first.ring)
+            sealed = first.ring.encrypt(b"webhook secret", "aad")  # under the new key, before second polls
+
+            assert second.ring.decrypt(sealed, "aad") == b"webhook secret"  # reloaded there and then
+            assert second.ring.active == first.ring.active
+            assert not await second.refresh(two.control)  # the poll finds nothing new any more
+            stray = sealed.replace(first.ring.active, "kdeadbeef", 1)
+            with pytest.raises(KeyRingError, match="'kdeadbeef' is not in the key ring"):
+                second.ring.decrypt(stray, "aad")
+        finally:
+            await one.dispose()
+            await two.dispose()
