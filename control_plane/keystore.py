@@ -186,6 +186,9 @@ class RingWatcher:
         try:
             with engine.connect() as conn:
                 fresh, version = self.store.load(conn)
+        except Exception:  # the database away: the decryption fails as it would have (KeyRingError)
+            log.warning("key ring reload for key %s failed", kid, exc_info=True)
+            return
         finally:
             engine.dispose()
         self.adopt(fresh, version)
