@@ -16,6 +16,7 @@ from tests.billing import test_cell_moves as cells_module
 from tests.billing.conftest import cell_keys, contact
 from tests.browser import conftest as browser
 from tests.browser.conftest import password_user, sign_in_with_password
+from tests.browser.test_identity_journeys import fits
 
 # The fixtures of an app with two cells in eu, and those of the browser journeys.
 settings, dbs, app = cells_module.settings, cells_module.dbs, cells_module.app
@@ -56,6 +57,14 @@ async def test_a_tenant_moved_to_another_cell_from_the_cells_page(live, dbs, cli
     assert sorted(await tenant_rows(dbs, away, t.id)) == [f"p{i}" for i in range(5)]
     assert await tenant_rows(dbs, home, t.id) == {}
     assert await cell_keys(dbs, away, t.id) == set()  # SQLite: no keys table in use
+
+    phone = await browser.new_page(page.context.browser, width=390)  # the admin on a phone: both pages fit
+    await sign_in_with_password(phone, live.url, admin, password, "/cells")
+    await expect(phone.locator(f"#region-eu tr[data-tenant='{t.slug}'] .cell")).to_have_text(away)
+    await fits(phone, 390)
+    await phone.goto(f"{live.url}/keys")
+    await fits(phone, 390)
+    await phone.context.close()
 
     manager, manager_password = await password_user(dbs, "account_manager")
     other = await page.context.browser.new_context()
