@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from billing.metering import contact_keys, partitions
+from billing.metering import cell_writes, contact_keys, partitions
 from billing.metering.models import Contact, WebhookEvent
 from compliance.models import AuditEntry
 from compliance.service import SYSTEM, Actor, append_audit_entry
@@ -52,6 +52,10 @@ async def _purge_table(db: Databases, region: str, model, column, tenant_id: uui
     removed = 0
     while True:
         async with db.cell_session(region) as cell, cell.begin():
+            if model is Contact and cell.bind.dialect.name == "postgresql":
+                # Ingest updates stored contacts under this lock, after reading them under it: a contact
+                # updated meanwhile (say, reopened with a later opened_at) is read here as it now is.
+                await cell_writes.lock_tenant(cell, tenant_id)
             ids = (
                 await cell.scalars(
                     sa.select(model.id).where(model.tenant_id == tenant_id, column < cutoff).limit(BATCH)

@@ -215,8 +215,9 @@ async def _write_delta(cell: AsyncSession, ctx: TenantContext, delta_id: str, ro
     await cell.execute(sa.insert(RollupDelta).values(**row, deltas=_delta_json(cell, rows)))
 
 
-async def _lock_tenant(cell: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """PostgreSQL: serialise the writers of the tenant's stored contacts (transaction-scoped)."""
+async def lock_tenant(cell: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """PostgreSQL: serialise the writers of the tenant's stored contacts (transaction-scoped): ingest's
+    updates, and retention's deletes (`compliance.retention`)."""
     await cell.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"contacts:{tenant_id}"})
 
 
@@ -354,10 +355,10 @@ async def write_to_cell(
     elif probe_first:
         stored = await _stored(cell, ctx.id, list(newest))
         if stored:
-            await _lock_tenant(cell, ctx.id)
+            await lock_tenant(cell, ctx.id)
             stored = await _stored(cell, ctx.id, list(stored))
     else:
-        await _lock_tenant(cell, ctx.id)
+        await lock_tenant(cell, ctx.id)
         stored = await _stored(cell, ctx.id, list(newest))
     out.conflicts = conflicts(items, stored) if stored else []
     if out.conflicts:  # rare: prepared again without them (they change nothing, not even a first resolution)

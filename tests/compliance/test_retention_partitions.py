@@ -4,12 +4,14 @@ partition, lose their expired rows one by one. Defined only when PostgreSQL is c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from billing.metering import partitions
+from billing.metering import cell_writes, partitions
+from billing.metering.models import Contact
 from compliance.models import AuditEntry
 from compliance.retention import PURGED, purge_expired_contacts
 from tests.billing.conftest import cell_keys
@@ -88,3 +90,37 @@ if "postgres" in BACKENDS:
 
             again = await purge_expired_contacts(dbs, now=NOW)
             assert short.slug not in again.purged and "contacts_p2019_02" not in again.dropped.get("eu", [])
+
+        async def test_a_contact_updated_while_the_purge_runs_is_judged_as_it_now_is(self, client, cell_tenant, dbs):
+            """Ingest updates a stored contact under the tenant's lock; the row-by-row purge takes the same lock
+            before it reads what is expired. Here an update (the contact reopened with a recent ``opened_at``)
+            holds the lock when the purge starts: the purge waits, then reads the updated row and keeps it.
+            Without the lock it deleted the row under the update, which then changed nothing."""
+            t = await cell_tenant(retention_days=30)
+            old = contact("DE", "r@x.de", LOOSE)  # the DEFAULT partition: purged row by row
+            await ingest(client, t, [old])
+            async with dbs.cell_session("eu") as cell, cell.begin():
+                await cell_writes.lock_tenant(cell, t.id)  # as a batch updating the contact holds it
+                purge = asyncio.create_task(purge_expired_contacts(dbs, now=NOW))
+                async with dbs.cell_session("eu") as watcher:  # the purge waits for the tenant's lock
+                    for _ in range(600):
+                        waiting = await watcher.scalar(
+                            sa.text(
+                                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND "
+                                "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                            )
+                        )
+                        if waiting or purge.done():
+                            break
+                        await asyncio.sleep(0.05)
+                assert waiting == 1 and not purge.done()
+                await cell.execute(
+                    sa.update(Contact)
+                    .where(Contact.tenant_id == t.id, Contact.external_id == old["external_id"])
+                    .values(opened_at=NOW - timedelta(days=1))
+                )
+            report = await purge
+            assert report.purged.get(t.slug, {}).get("eu", {}).get("contacts", 0) == 0
+            [kept] = (await cell_rows(dbs, t.id))["eu"].values()
+            assert kept.opened_at == NOW - timedelta(days=1)
+            assert await cell_keys(dbs, "eu", t.id) == {old["external_id"]}
