@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.response import Redirect, Template
@@ -15,11 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.metering import moves
 from control_plane.auth import Principal, Role, policy
-from control_plane.cells import TenantCell
-from control_plane.controllers import FORM
+from control_plane.controllers import FORM, form_errors
 from control_plane.errors import DomainError, FieldError, InvalidInput
 from control_plane.navigation import notify
-from tenants.models import Tenant
 
 ADMINS = policy(roles=(Role.platform_admin,))
 
@@ -34,13 +31,7 @@ async def _page(
     status_code: int = 200,
 ) -> Template:
     db = state.db
-    placed = (
-        await session.execute(
-            sa.select(Tenant.slug, TenantCell.region, TenantCell.cell, TenantCell.moved_at)
-            .join(TenantCell, TenantCell.tenant_id == Tenant.id)
-            .order_by(TenantCell.region, Tenant.slug)
-        )
-    ).all()
+    placed = await moves.placement_rows(session)
     regions = []
     for region in sorted(set(db.cell_regions.values())):
         cells = db.cells_of(region)
@@ -88,12 +79,12 @@ async def move_form(
         missing = [FieldError(k, "choose one") for k, v in (("tenant", slug), ("target", target)) if not v]
         if missing:
             raise InvalidInput(missing)
-        if target not in state.db.cells_of(region):
-            raise InvalidInput([FieldError("target", f"{target!r} is not a cell of region {region!r}")])
         report = await moves.move_tenant(state.db, principal, slug, region, target)
-    except DomainError as exc:
-        errors = {e.field: e.message for e in exc.errors} if isinstance(exc, InvalidInput) else {"_form": exc.message}
+    except moves.MoveRefused as exc:
+        errors = {exc.field or "_form": exc.message}
         return await _page(state, session, principal, errors=errors, values=data, status_code=exc.status_code)
+    except DomainError as exc:
+        return await _page(state, session, principal, errors=form_errors(exc), values=data, status_code=exc.status_code)
     notify(request, _report(report))
     return Redirect("/cells")
 

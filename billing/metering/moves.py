@@ -45,6 +45,20 @@ DELTA_COLUMNS = list(RollupDelta.__table__.columns)
 class MoveRefused(DomainError):
     code = "move_refused"
 
+    def __init__(self, message: str, *, field: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.field = field  # the form field the refusal is about, when it is about one
+
+
+async def placement_rows(session: AsyncSession) -> list[Any]:
+    """Every placement (regions with several cells), with the tenant's slug: ``slug, region, cell, moved_at``."""
+    stmt = (
+        sa.select(Tenant.slug, cells.TenantCell.region, cells.TenantCell.cell, cells.TenantCell.moved_at)
+        .join(cells.TenantCell, cells.TenantCell.tenant_id == Tenant.id)
+        .order_by(cells.TenantCell.region, Tenant.slug)
+    )
+    return list((await session.execute(stmt)).all())
+
 
 @dataclass
 class MoveReport:
@@ -151,7 +165,9 @@ async def move_tenant(
         raise MoveRefused(f"no tenant {slug!r}", code="not_found")
     tenant_id, timezone = tenant
     if target not in db.cells_of(region):
-        raise MoveRefused(f"{target!r} is not a cell of region {region!r} (its cells: {db.cells_of(region)})")
+        raise MoveRefused(
+            f"{target!r} is not a cell of region {region!r} (its cells: {db.cells_of(region)})", field="target"
+        )
     source = await cells.placed_cell(db, tenant_id, region)
     report = MoveReport(slug, region, source, target)
     if source == target:

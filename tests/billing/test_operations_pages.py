@@ -44,6 +44,11 @@ async def test_a_tenant_moved_to_another_cell_from_the_cells_page(live, dbs, cli
 
     await row.get_by_role("button", name="Move").click()  # no target chosen
     await expect(page.locator("[data-field=target]")).to_have_text("Target cell: choose one.")
+    # A cell of another region (a form altered in the browser): refused by the move itself, beside the field.
+    select = page.get_by_label(f"Target cell for {t.slug}")
+    await select.evaluate("s => s.add(new Option('sg', 'sg', true, true))")
+    await page.locator(f"#region-eu tr[data-tenant='{t.slug}']").get_by_role("button", name="Move").click()
+    await expect(page.locator("[data-field=target]")).to_contain_text("Target cell: 'sg' is not a cell of region 'eu'")
     assert await read_placement(dbs, t.id, "eu") == home
 
     await row.get_by_label(f"Target cell for {t.slug}").select_option(away)
